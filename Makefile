@@ -33,7 +33,7 @@ check-export: install
 
 # Notebooks run two at a time on this 2-core machine: one torch thread each.
 nbtest: install
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev-test --n_workers 2 --do_print
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev-test --n-workers 2 --do-print --timing
 
 pytest: install
 	MPLBACKEND=Agg $(BIN)/pytest tests/
