@@ -13,13 +13,13 @@ from .io import (PssrInputError, read_image, write_tiff, atomic_write, list_imag
                      normalize_percentile, percentile_range)
 
 # %% auto #0
-__all__ = ['DOWNSAMPLE_METHODS', 'BINNINGS', 'CRAPPIFIER_NAMES', 'FG_FRACTION', 'MAX_TRIES', 'as_rng', 'check_scale',
-           'check_nonneg', 'check_image', 'draw', 'gaussian', 'downsample', 'localvar_noise', 'impulse_noise',
-           'Crappifier', 'map_frames', 'EMCrappifier', 'FluoCrappifier', 'crappify_em', 'crappify_fluo', 'Poisson',
-           'AdditiveGaussian', 'SaltPepper', 'Blur', 'Downsample', 'Compose', 'PhysicalCrappifier', 'get_crappifier',
-           'clipped_mask', 'block_mean_var', 'binned_line', 'fit_noise', 'fit_crappifier', 'noise_residuals',
-           'noise_distance', 'foreground_fraction', 'sample_tile_box', 'crappify_image_tiles', 'crappify_folder',
-           'run_crappify', 'run_fit', 'add_cli']
+__all__ = ['DOWNSAMPLE_METHODS', 'ALIGNMENTS', 'BINNINGS', 'CRAPPIFIER_NAMES', 'FG_FRACTION', 'MAX_TRIES', 'as_rng',
+           'check_scale', 'check_nonneg', 'check_image', 'draw', 'gaussian', 'check_method', 'downsample',
+           'localvar_noise', 'impulse_noise', 'Crappifier', 'map_frames', 'EMCrappifier', 'FluoCrappifier',
+           'crappify_em', 'crappify_fluo', 'Poisson', 'AdditiveGaussian', 'SaltPepper', 'Blur', 'Downsample', 'Compose',
+           'PhysicalCrappifier', 'get_crappifier', 'clipped_mask', 'block_mean_var', 'binned_line', 'fit_noise',
+           'fit_crappifier', 'noise_residuals', 'noise_distance', 'foreground_fraction', 'sample_tile_box',
+           'crappify_image_tiles', 'crappify_folder', 'run_crappify', 'run_fit', 'add_cli']
 
 # %% ../nbs/01_crappify.ipynb #e6bd3730
 def as_rng(rng: None | int | np.random.Generator = None) -> np.random.Generator:
@@ -61,20 +61,29 @@ def draw(p: float, spread: float, rng: np.random.Generator) -> float:
 
 # %% ../nbs/01_crappify.ipynb #e5ef9180
 DOWNSAMPLE_METHODS = ('bilinear', 'area')
+ALIGNMENTS = ('centers', 'corners')  # 'bilinear' pixel alignment: exact factor, or PSSR's corner-aligned zoom
 
 def gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
     "Gaussian blur with `skimage.filters.gaussian` semantics (mode 'nearest', truncate 4); sigma 0 is a no-op."
     return ndimage.gaussian_filter(x, sigma, mode='nearest', truncate=4.0) if sigma > 0 else x
 
-def downsample(x: np.ndarray, scale: int, method: str = 'bilinear') -> np.ndarray:
-    "Downsample a 2D image by the integer `scale` to `floor(shape / scale)` ('bilinear' as PSSR, or 'area' binning)."
+def check_method(method: str, align: str = 'centers') -> tuple[str, str]:
+    "`(method, align)` if they name a downsampling method and a pixel alignment, else a PssrInputError."
     if method not in DOWNSAMPLE_METHODS:
         raise PssrInputError('method', f'unknown downsampling method {method!r}', f'Use one of {", ".join(DOWNSAMPLE_METHODS)}')
+    if align not in ALIGNMENTS:
+        raise PssrInputError('align', f'unknown pixel alignment {align!r}', f'Use one of {", ".join(ALIGNMENTS)} (corners: PSSR\'s zoom)')
+    return method, align
+
+def downsample(x: np.ndarray, scale: int, method: str = 'bilinear', align: str = 'centers') -> np.ndarray:
+    "Downsample a 2D image by the integer `scale` to `floor(shape / scale)` ('bilinear' or 'area' binning)."
+    check_method(method, align)
     h, w = x.shape[0] // scale, x.shape[1] // scale
     x = x[:h * scale, :w * scale]
     if scale == 1: return x
     if method == 'area': return x.reshape(h, scale, w, scale).mean((1, 3))
-    return ndimage.zoom(x, (h / x.shape[0], w / x.shape[1]), order=1)
+    if align == 'corners': return ndimage.zoom(x, (h / x.shape[0], w / x.shape[1]), order=1)  # PSSR, factor (H-1)/(h-1)
+    return ndimage.zoom(x, 1 / scale, order=1, grid_mode=True, mode='nearest')  # LR centre i at HR scale*i + (scale-1)/2
 
 # %% ../nbs/01_crappify.ipynb #a1831657
 def _clip_range(x: np.ndarray) -> tuple[float, float]:
@@ -166,13 +175,14 @@ class EMCrappifier(Crappifier):
     scale: int = 4      # downsampling factor
     sigma: float = 3.0  # sigma (HR px) of the Gaussian filter giving the local variance map
     var: float = 0.05   # local variance = gaussian(x, sigma) * var
+    align: str = 'centers' # bilinear pixel alignment: 'centers' (exact factor) or 'corners' (PSSR's zoom)
 
     def __post_init__(self):
-        self.scale = check_scale(self.scale)
+        self.scale = check_scale(self.scale); check_method('bilinear', self.align)
         check_nonneg('sigma', self.sigma); check_nonneg('var', self.var)
 
     def _apply(self, x, rng):
-        return downsample(localvar_noise(x, gaussian(x, self.sigma) * self.var, rng), self.scale)
+        return downsample(localvar_noise(x, gaussian(x, self.sigma) * self.var, rng), self.scale, 'bilinear', self.align)
 
 @dataclass
 class FluoCrappifier(Crappifier):
@@ -183,9 +193,10 @@ class FluoCrappifier(Crappifier):
     salt: float = 0.005   # fraction of pixels set to 1
     pepper: float = 0.005 # fraction of pixels set to 0
     sp_first: bool = True # PSSR preprint order; False: Gaussian first (PSSR's `new_crap_AG_SP`)
+    align: str = 'centers' # bilinear pixel alignment: 'centers' (exact factor) or 'corners' (PSSR's zoom)
 
     def __post_init__(self):
-        self.scale = check_scale(self.scale)
+        self.scale = check_scale(self.scale); check_method('bilinear', self.align)
         for k in ('sigma', 'var', 'salt', 'pepper'): check_nonneg(k, getattr(self, k))
 
     def _salt_pepper(self, x, rng):
@@ -199,7 +210,7 @@ class FluoCrappifier(Crappifier):
         steps = (self._salt_pepper, self._localvar) if self.sp_first else (self._localvar, self._salt_pepper)
         for step in steps: x = step(x, rng)
         if x.max() > 0: x = x / x.max() * top
-        return downsample(x, self.scale)
+        return downsample(x, self.scale, 'bilinear', self.align)
 
 def crappify_em(x: np.ndarray, rng: None | int | np.random.Generator = None, scale: int = 4) -> np.ndarray:
     "PSSR's EM crappifier as a function."
@@ -269,16 +280,15 @@ class Blur(Crappifier):
 
 @dataclass
 class Downsample(Crappifier):
-    "Downsample by `scale`: 'bilinear' (PSSR's zoom) or 'area' (mean of scale x scale blocks)."
+    "Downsample by `scale`: 'bilinear' or 'area' (mean of scale x scale blocks)."
     scale: int = 4
     method: str = 'bilinear'
+    align: str = 'centers'  # bilinear pixel alignment: 'centers' (exact factor) or 'corners' (PSSR's zoom)
 
     def __post_init__(self):
-        self.scale = check_scale(self.scale)
-        if self.method not in DOWNSAMPLE_METHODS:
-            raise PssrInputError('method', f'unknown downsampling method {self.method!r}', f'Use one of {", ".join(DOWNSAMPLE_METHODS)}')
+        self.scale = check_scale(self.scale); check_method(self.method, self.align)
 
-    def _apply(self, x, rng): return downsample(x, self.scale, self.method)
+    def _apply(self, x, rng): return downsample(x, self.scale, self.method, self.align)
 
 # %% ../nbs/01_crappify.ipynb #f7c8dc63
 class Compose(Crappifier):
@@ -325,6 +335,7 @@ class PhysicalCrappifier(Crappifier):
     bits: int | None = 16           # ADC bit depth (None: no quantisation)
     poisson: bool = True            # False: no shot noise (e.g. to test the optics alone)
     spread: float = 0.0             # photons drawn in [photons*(1-spread), photons*(1+spread)] per call
+    align: str = 'centers'          # pixel alignment of binning='bilinear': 'centers' or 'corners' (PSSR's zoom)
 
     def __post_init__(self):
         self.scale = check_scale(self.scale)
@@ -333,6 +344,7 @@ class PhysicalCrappifier(Crappifier):
         for k in ('na', 'wavelength', 'pixel_size', 'gain'): check_nonneg(k, getattr(self, k), positive=True)
         if self.binning not in BINNINGS:
             raise PssrInputError('binning', f'unknown binning {self.binning!r}', f'Use one of {", ".join(BINNINGS)}')
+        check_method(self.binning, self.align)
         if self.bits is not None and not 1 <= self.bits <= 32:
             raise PssrInputError('bits', f'bit depth must be in 1..32, got {self.bits}', 'Use e.g. 8, 12 or 16, or None')
 
@@ -346,7 +358,7 @@ class PhysicalCrappifier(Crappifier):
     def sample(self, rng): return {'photons': draw(self.photons, self.spread, rng)}
 
     def _adu(self, x, rng, photons):
-        signal = downsample(gaussian(x, self.sigma_px), self.scale, self.binning)
+        signal = downsample(gaussian(x, self.sigma_px), self.scale, self.binning, self.align)
         electrons = rng.poisson(np.maximum(signal, 0) * photons).astype(np.float64) if self.poisson else signal * photons
         if self.read_noise > 0: electrons = electrons + rng.normal(0, self.read_noise, electrons.shape)
         adu = self.gain * electrons + self.offset

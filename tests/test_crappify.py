@@ -50,8 +50,10 @@ def pssr_fluo_reference(x, seed, scale=4):
     y = y / y.max() * top
     return ndimage.zoom(y, 1 / scale, order=1)
 
-@pytest.mark.parametrize('ours,ref', [(crappify_em, pssr_em_reference), (crappify_fluo, pssr_fluo_reference)])
+@pytest.mark.parametrize('ours,ref', [(EMCrappifier(align='corners'), pssr_em_reference),
+                                      (FluoCrappifier(align='corners'), pssr_fluo_reference)])
 def test_originals_match_skimage_reference(cell, ours, ref):
+    "With align='corners' our crappifiers follow PSSR's skimage/zoom pipeline (same noise statistics)."
     x = np.clip(cell[:256, :256], 0, 1).astype(np.float64)
     a, b = ours(x, 0), ref(x, 0)
     assert a.shape == b.shape == (64, 64)
@@ -61,14 +63,44 @@ def test_originals_match_skimage_reference(cell, ours, ref):
     assert abs(na.std() / nb.std() - 1) < 0.08
     np.testing.assert_allclose(np.percentile(a, [5, 50, 95]), np.percentile(b, [5, 50, 95]), atol=0.03)
 
+@pytest.mark.parametrize('c', [EMCrappifier(var=0, align='corners'), FluoCrappifier(var=0, salt=0, pepper=0, align='corners'),
+                               Downsample(4, align='corners'),
+                               PhysicalCrappifier(binning='bilinear', align='corners', psf_sigma=0, poisson=False,
+                                                  read_noise=0, gain=1, offset=0, bits=None, photons=1)])
+def test_corners_is_pssr_zoom_bit_for_bit(cell, c):
+    "align='corners' downsamples exactly as PSSR's `ndimage.zoom(x, 1/scale, order=1)`."
+    x = np.clip(cell[:256, :200], 0, 1).astype(np.float64)
+    np.testing.assert_array_equal(c(x, 0), ndimage.zoom(x, 1 / 4, order=1).astype(np.float32))
+
+@pytest.mark.parametrize('H', [32, 128, 200, 512])
+def test_centers_exact_factor_on_ramp(H):
+    "Centre alignment puts LR pixel i at HR coordinate 4i + 1.5 whatever the size; corners at i (H-1)/(h-1)."
+    ramp = np.tile(np.arange(H, dtype=np.float64), (8, 1))
+    i = np.arange(H // 4)
+    np.testing.assert_allclose(downsample(ramp, 4)[0], 4 * i + 1.5, atol=1e-9)
+    np.testing.assert_allclose(downsample(ramp.T, 4)[:, 0], 4 * i + 1.5, atol=1e-9)
+    np.testing.assert_allclose(downsample(ramp, 4, align='corners')[0], i * (H - 1) / (H // 4 - 1), atol=1e-9)
+    np.testing.assert_allclose(downsample(ramp, 3)[0, :H // 3], 3 * np.arange(H // 3) + 1, atol=1e-9)
+    for c in (EMCrappifier(var=0), FluoCrappifier(var=0, salt=0, pepper=0), Downsample(4),
+              PhysicalCrappifier(binning='bilinear', psf_sigma=0, poisson=False, read_noise=0, gain=1, offset=0, bits=None, photons=1)):
+        np.testing.assert_allclose(c(ramp / H, 0)[0] * H, 4 * i + 1.5, atol=1e-4)
+
+def test_centers_noise_variance_quartered():
+    "Bilinear at the block centre is the mean of the 2x2 centre pixels: iid variance / 4."
+    noise = np.random.default_rng(0).standard_normal((1024, 1024))
+    assert downsample(noise, 4).var() == pytest.approx(0.25, rel=0.03)
+    assert downsample(noise, 2).var() == pytest.approx(0.25, rel=0.03)
+    assert downsample(noise, 3).var() == pytest.approx(1.0, rel=0.03)
+
 def test_em_flat_field_moments():
     noise = EMCrappifier(scale=1)(FLAT, 0) - 0.5
     assert abs(noise.var() - 0.025) < 0.025 * 0.03
     assert abs(noise.mean()) < 2e-3
-    # corner-aligned bilinear zoom samples at i * 255/63: each output mixes neighbours with weights (1-f, f)
+    assert abs((crappify_em(FLAT, 1) - 0.5).var() / (0.025 / 4) - 1) < 0.1   # centre alignment: 2x2 mean
+    # PSSR's corner-aligned zoom samples at i * 255/63: each output mixes neighbours with weights (1-f, f)
     f = (np.arange(64) * 255 / 63) % 1
     k = ((1 - f) ** 2 + f ** 2).mean() ** 2
-    assert abs((crappify_em(FLAT, 1) - 0.5).var() / (0.025 * k) - 1) < 0.1
+    assert abs((EMCrappifier(align='corners')(FLAT, 1) - 0.5).var() / (0.025 * k) - 1) < 0.1
 
 def test_fluo_impulse_fractions_and_rescale():
     y = FluoCrappifier(scale=1, var=0)(FLAT, 0)
@@ -139,13 +171,20 @@ def test_physical_quantisation_and_psf_from_na():
 # ---------------------------------------------------------------- config round trip
 
 def test_json_round_trip(tmp_path):
-    cs = [EMCrappifier(2), FluoCrappifier(sp_first=False), PhysicalCrappifier(photons=12, bits=None, spread=0.3),
-          Compose(Blur(0.5, spread=0.2), Downsample(4, 'area'), SaltPepper(0.01), AdditiveGaussian(0.03))]
+    cs = [EMCrappifier(2), EMCrappifier(align='corners'), FluoCrappifier(sp_first=False, align='corners'),
+          PhysicalCrappifier(photons=12, bits=None, spread=0.3), PhysicalCrappifier(binning='bilinear', align='corners'),
+          Compose(Blur(0.5, spread=0.2), Downsample(4, 'area'), Downsample(1, align='corners'), SaltPepper(0.01), AdditiveGaussian(0.03))]
     for i, c in enumerate(cs):
         assert Crappifier.from_dict(json.loads(json.dumps(c.to_dict()))) == c
         p = c.save(tmp_path / f'c{i}.json')
         assert get_crappifier(p) == c and get_crappifier(str(p)).scale == c.scale
         assert pickle.loads(pickle.dumps(c)) == c
+
+def test_old_json_without_align_loads_centers():
+    for c in (EMCrappifier(), FluoCrappifier(), Downsample(4), PhysicalCrappifier(binning='bilinear')):
+        d = {k: v for k, v in c.to_dict().items() if k != 'align'}   # written before `align` existed
+        assert Crappifier.from_dict(d).align == 'centers' and Crappifier.from_dict(d) == c
+    assert EMCrappifier(align='corners') != EMCrappifier()
 
 def test_get_crappifier_names():
     assert get_crappifier('em', 2) == EMCrappifier(2)
@@ -158,6 +197,9 @@ def test_get_crappifier_names():
 def test_bad_input_errors(tmp_path):
     assert_input_error(EMCrappifier, scale=0)
     assert_input_error(Downsample, 0.5)
+    for make in (EMCrappifier, FluoCrappifier, Downsample, PhysicalCrappifier):
+        assert 'alignment' in str(assert_input_error(make, align='edges'))
+    assert_input_error(downsample, np.zeros((8, 8)), 2, 'bilinear', 'middle')
     assert_input_error(get_crappifier, 'em', scale=-1)
     assert_input_error(EMCrappifier(scale=4), np.zeros((3, 64)))                  # smaller than the scale
     assert_input_error(FluoCrappifier(), np.full((32, 32), np.nan))
