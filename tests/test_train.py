@@ -1,0 +1,230 @@
+"End-to-end, resume, save/load, CLI and bad-input tests for `pssr.learner` (tiny models on synthetic data)."
+import argparse, contextlib, io, json, os
+from pathlib import Path
+import numpy as np, pytest, torch
+from fastai.callback.core import Callback
+from pssr.io import PssrInputError
+from pssr.data import write_synthetic
+from pssr.learner import (TrainConfig, train, pssr_learner, config_dataloaders, save_model, load_model, add_cli,
+                          list_checkpoints, checkpoint_dir, is_distributed, distrib_context,
+                          fit_one_cycle_maybe_distributed, EpochSeed)
+
+torch.set_num_threads(1)
+ARCH, SCALE, SIZE = 'unet_small', 2, 64  # the light U-Net of pssr.models; LR crops of 32 px (a multiple of 32)
+
+
+@pytest.fixture(scope='module')
+def hr_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp('hr')
+    write_synthetic(d, 'em', n=3, size=96, seed=0)
+    return d
+
+
+def tiny(hr_dir, tmp, **kw) -> TrainConfig:
+    "A config that trains in a second or two: 2 train + 1 valid image, 2 crops each, batch 2."
+    d = dict(name='tiny', hr=str(hr_dir), crappifier='em', arch=ARCH, scale=SCALE, size=SIZE, bs=2, epochs=1, lr=1e-3,
+             tiles_per_image=2, valid_pct=0.34, seed=0, models_dir=str(tmp/'models'))
+    d.update(kw)
+    return TrainConfig(**d)
+
+
+@pytest.fixture(scope='module')
+def trained(hr_dir, tmp_path_factory):
+    "One tiny 2-epoch run, shared by the tests that only inspect its result."
+    tmp = tmp_path_factory.mktemp('run')
+    cfg = tiny(hr_dir, tmp, epochs=2, lr=3e-3, name='shared')
+    return cfg, train(cfg)
+
+
+# --- training works ---------------------------------------------------------------------------------
+
+def test_loss_decreases_on_fixed_batch(trained):
+    cfg, learn = trained
+    xb, yb = learn.dls.valid.one_batch()
+    def batch_loss(model):
+        with torch.no_grad(): return learn.loss_func(model.eval()(xb), yb).item()
+    before = batch_loss(pssr_learner(learn.dls, cfg).model)  # same seed -> the weights `train` started from
+    after = batch_loss(learn.model)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_outputs_and_record(trained):
+    cfg, learn = trained
+    stem = Path(cfg.models_dir)/cfg.name
+    assert stem.with_suffix('.pth').is_file() and stem.with_suffix('.json').is_file()
+    rec = json.loads(stem.with_suffix('.json').read_text())
+    assert TrainConfig.from_dict(rec['config']) == cfg
+    assert rec['model']['arch'] == ARCH and rec['scale'] == SCALE and rec['n_frames'] == 1
+    assert rec['crappifier'] and rec['normalization']['pmin'] == cfg.pmin
+    assert len(rec['data']['hr']['files']) == 3
+    assert len(rec['data']['hr']['sha256']) == 64
+    assert set(rec['versions']) >= {'torch', 'fastai', 'numpy', 'pssr', 'python'}
+    assert [h['epoch'] for h in rec['history']] == [1, 2] and all(np.isfinite(h['train_loss']) for h in rec['history'])
+    assert np.isfinite(rec['metrics']['valid_loss']) and 'psnr_metric' in rec['metrics']
+    assert list_checkpoints(cfg) == []  # removed once the model is saved
+    sd = torch.load(stem.with_suffix('.pth'), weights_only=True)  # a plain state dict, not a pickled Learner
+    assert all(isinstance(v, torch.Tensor) for v in sd.values())
+
+
+def test_save_load_identical_predictions(trained, tmp_path):
+    cfg, learn = trained
+    x = torch.rand(2, 1, SIZE // SCALE, SIZE // SCALE)
+    learn.model.eval()
+    with torch.no_grad(): ref = learn.model.cpu()(x)
+    stem = Path(cfg.models_dir)/cfg.name
+    for p in (stem, stem.with_suffix('.json')):
+        model, rec = load_model(p)
+        assert not model.training and rec['config']['name'] == cfg.name
+        with torch.no_grad(): torch.testing.assert_close(model(x), ref, rtol=0, atol=1e-6)
+    save_model(model, tmp_path/'copy', cfg)  # a bare model saves too
+    with torch.no_grad(): torch.testing.assert_close(load_model(tmp_path/'copy.pth')[0](x), ref, rtol=0, atol=1e-6)
+
+
+def test_load_model_missing_or_corrupt(trained, tmp_path):
+    cfg, _ = trained
+    with pytest.raises(PssrInputError, match='not found'): load_model(tmp_path/'nothing.pth')
+    src = Path(cfg.models_dir)/cfg.name
+    (tmp_path/'bad.json').write_text(src.with_suffix('.json').read_text())
+    (tmp_path/'bad.pth').write_bytes(src.with_suffix('.pth').read_bytes()[:1000])  # truncated download
+    with pytest.raises(PssrInputError, match='bad.pth'): load_model(tmp_path/'bad')
+    (tmp_path/'bad.json').write_text('{not json')
+    with pytest.raises(PssrInputError, match='JSON'): load_model(tmp_path/'bad.pth')
+
+
+class Interrupt(Callback):
+    "Simulate Ctrl-C at the start of the second epoch."
+    def before_train(self):
+        if self.epoch == 1: raise KeyboardInterrupt
+
+
+def test_resume_matches_uninterrupted(trained, hr_dir, tmp_path):
+    full_cfg, full = trained
+    cfg = TrainConfig(**{**full_cfg.to_dict(), 'name': 'interrupted', 'models_dir': str(tmp_path/'models')})
+    with pytest.raises(KeyboardInterrupt): train(cfg, cbs=[Interrupt()])
+    ck = list_checkpoints(cfg)
+    assert [p.name for p in ck] == ['epoch_1.pth'] and not (Path(cfg.models_dir)/'interrupted.pth').exists()
+    state = torch.load(ck[0], weights_only=True)
+    assert state['epoch'] == 1 and state['n_epoch'] == 2 and state['pct_train'] == 0.5 and state['opt']['state']
+    resumed = train(TrainConfig(**{**cfg.to_dict(), 'resume': True}))
+    ref = {k: v.cpu() for k, v in full.model.state_dict().items()}
+    for k, v in resumed.model.state_dict().items():
+        torch.testing.assert_close(v.cpu(), ref[k], rtol=1e-5, atol=1e-6, msg=k)
+    hist, ref_hist = resumed.pssr_history, full.pssr_history
+    assert [h['epoch'] for h in hist] == [1, 2]
+    np.testing.assert_allclose([h['valid_loss'] for h in hist], [h['valid_loss'] for h in ref_hist], rtol=1e-5)
+
+
+def test_single_process_fit_path(hr_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    assert is_distributed()
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    assert not is_distributed()
+    cfg = tiny(hr_dir, tmp_path)
+    learn = pssr_learner(config_dataloaders(cfg), cfg)
+    with distrib_context(learn) as l: assert l is learn  # no-op context on one process
+    w0 = next(learn.model.parameters()).detach().clone()
+    fit_one_cycle_maybe_distributed(learn, 1, 1e-3, cbs=[EpochSeed(0)])
+    assert len(learn.recorder.values) == 1 and not torch.equal(w0, next(learn.model.parameters()).detach())
+
+
+def test_multiframe_batch_shapes(tmp_path):
+    write_synthetic(tmp_path/'movies', 'em', n=2, size=80, seed=0, n_frames=4)  # (T, Y, X) stacks
+    cfg = tiny(tmp_path/'movies', tmp_path, n_frames=3, valid_pct=0.5)
+    dls = config_dataloaders(cfg)
+    x, y = dls.one_batch()
+    assert x.shape == (cfg.bs, 3, SIZE // SCALE, SIZE // SCALE) and y.shape == (cfg.bs, 1, SIZE, SIZE)
+    learn = pssr_learner(dls, cfg)
+    with torch.no_grad(): assert learn.model.eval()(x).shape == y.shape
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('bad, field', [(dict(size=65), 'size'), (dict(n_frames=2), 'n_frames'),
+                                        (dict(loss='nope'), 'nope'), (dict(crappifier='nope'), 'nope'),
+                                        (dict(mode='hr'), 'mode'), (dict(bs=0), 'bs')])
+def test_bad_config_values(hr_dir, tmp_path, bad, field):
+    with pytest.raises(PssrInputError, match=field) as e: tiny(hr_dir, tmp_path, **bad)
+    assert '\n' not in str(e.value)
+
+
+def test_config_json_roundtrip(hr_dir, tmp_path):
+    cfg = tiny(hr_dir, tmp_path, crappifier='fluo', n_frames=3)
+    assert TrainConfig.from_json(cfg.to_json(tmp_path/'c.json')) == cfg
+    (tmp_path/'u.json').write_text(json.dumps({**cfg.to_dict(), 'epochz': 3}))
+    with pytest.raises(PssrInputError, match='epochz'): TrainConfig.from_json(tmp_path/'u.json')
+    with pytest.raises(PssrInputError, match='not found'): TrainConfig.from_json(tmp_path/'none.json')
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path/'empty').mkdir()
+    with pytest.raises(PssrInputError, match='no images'):
+        train(TrainConfig(hr=str(tmp_path/'empty'), arch=ARCH, scale=SCALE, size=SIZE, models_dir=str(tmp_path)))
+
+
+def test_mismatched_pair_sizes(tmp_path):
+    from pssr.io import write_tiff
+    (tmp_path/'lr').mkdir(); (tmp_path/'hr').mkdir()
+    for i in range(3):
+        write_tiff(tmp_path/'lr'/f'im{i}.tif', np.random.rand(50, 50).astype(np.float32))   # 100/2 would be 60
+        write_tiff(tmp_path/'hr'/f'im{i}.tif', np.random.rand(120, 120).astype(np.float32))
+    cfg = TrainConfig(lr_dir=str(tmp_path/'lr'), hr_dir=str(tmp_path/'hr'), arch=ARCH, scale=SCALE, size=SIZE,
+                      models_dir=str(tmp_path/'m'))
+    with pytest.raises(PssrInputError, match='im0'): train(cfg)
+
+
+# --- CLI ------------------------------------------------------------------------------------------------
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    "`pssr train ...` in-process: (exit code, stdout, stderr)."
+    try:
+        from pssr.cli import main, build_parser
+        build_parser()
+    except ImportError: main = _local_main  # until every subcommand module exists
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: code = main(['train', *map(str, argv)])
+        except SystemExit as e: code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def _local_main(argv):
+    p = argparse.ArgumentParser(prog='pssr')
+    add_cli(p.add_subparsers(dest='command'))
+    args = p.parse_args(argv)
+    try: return args.func(args)
+    except PssrInputError as e:
+        print(f'pssr: error: {e}', file=os.sys.stderr)
+        return 2
+
+
+def test_cli_trains_and_reports(hr_dir, tmp_path):
+    common = ['--arch', ARCH, '--scale', SCALE, '--size', SIZE, '--bs', 2, '--tiles', 2, '--valid-pct', 0.34,
+              '--models-dir', tmp_path/'m']
+    stale = tmp_path/'m'/'cli_ckpt'/'epoch_7.pth'  # left by an earlier, unrelated run
+    stale.parent.mkdir(parents=True); stale.write_bytes(b'old')
+    code, out, err = run_cli('--hr', hr_dir, '--epochs', 1, '--name', 'cli', '--crappifier', 'em', *common)
+    assert code == 0, err
+    assert 'cli.pth' in out and 'psnr' in out
+    rec = json.loads((tmp_path/'m'/'cli.json').read_text())
+    assert rec['config']['epochs'] == 1 and rec['config']['arch'] == ARCH
+    assert not stale.exists()  # a fresh run (no --resume) must not leave old checkpoints to be resumed later
+    # --config loads a saved config (here the model's own .json); options on the command line override it
+    code, out, err = run_cli('--config', tmp_path/'m'/'cli.json', '--name', 'cli2', '--epochs', 1)
+    assert code == 0, err
+    assert json.loads((tmp_path/'m'/'cli2.json').read_text())['config']['size'] == SIZE
+
+
+@pytest.mark.parametrize('args, msg', [(['--size', 65], 'size'), (['--crappifier', 'nope'], 'nope'),
+                                       (['--loss', 'nope'], 'nope'), (['--frames', 2], 'n_frames'),
+                                       ([], None)])
+def test_cli_bad_input_exit_2(hr_dir, tmp_path, args, msg):
+    src = ['--hr', hr_dir] if args else ['--hr', tmp_path]  # [] -> an empty folder
+    code, out, err = run_cli(*src, '--arch', ARCH, '--scale', SCALE, '--models-dir', tmp_path/'m', *args)
+    assert code == 2, (out, err)
+    assert err.startswith('pssr: error:') and len(err.strip().splitlines()) == 1, err
+    if msg: assert msg in err
+
+
+def test_cli_no_data_exit_2():
+    code, out, err = run_cli('--epochs', 1)
+    assert code == 2 and 'no training data' in err
