@@ -21,7 +21,7 @@ from .io import PssrInputError
 __all__ = ['RESNETS', 'ARCHS', 'MODES', 'check_arch', 'small_encoder', 'load_state_dict_file', 'adapt_first_conv',
            'download_imagenet_state', 'make_encoder', 'modernise_norms', 'Blur2x2', 'fast_blur', 'as_norm_type',
            'build_size', 'dynamic_unet', 'scale_factors', 'upsample_head', 'centre_frame', 'PSSRNet', 'ModelConfig',
-           'build_model', 'pssr_unet', 'conv_macs']
+           'zero_last_conv', 'build_model', 'pssr_unet', 'conv_macs']
 
 # %% ../nbs/03_models.ipynb #9417b252
 RESNETS = {'resnet18': (torchvision.models.resnet18, 'ResNet18_Weights'),
@@ -261,6 +261,14 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 # %% ../nbs/03_models.ipynb #2f1e9bd4
+def zero_last_conv(m: nn.Module) -> nn.Module:
+    "Zero the weights and bias of the last convolution in `m`, so a residual branch starts as the identity."
+    last = [c for c in m.modules() if isinstance(c, nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is not None: last.bias.zero_()
+    return m
+
 def build_model(cfg: ModelConfig) -> PSSRNet:
     "Build the `PSSRNet` described by `cfg`."
     c = cfg.resolved()
@@ -269,6 +277,7 @@ def build_model(cfg: ModelConfig) -> PSSRNet:
     if c.mode == 'lr':
         unet = dynamic_unet(encoder, c.head_features, max(c.size // c.scale, 1), c.blur, c.self_attention, nt)
         head = upsample_head(c.head_features, c.scale, c.blur, nt)
+        if c.residual: zero_last_conv(head)  # start as exact bilinear upscaling; training learns the correction
     else:
         unet, head = dynamic_unet(encoder, 1, c.size, c.blur, c.self_attention, nt), None
     return PSSRNet(unet, c.scale, c.n_frames, c.mode, c.arch, head=head, residual=c.residual,
