@@ -36,10 +36,10 @@ class DemoConfig:
     n_train: int = 3             # training phantoms per kind ('em', 'fluo')
     crappifier: str = 'em'       # PSSR's EM crappifier (noise, then 4x bilinear downsampling)
     scale: int = 4               # HR pixels per LR pixel
-    arch: str = 'resnet18'       # a light encoder for the CPU
-    size: int = 128              # HR training crop (LR crop = size // scale)
+    arch: str = 'unet_small'     # a light U-Net encoder for the CPU
+    size: int = 256              # HR training crop (LR crop = size // scale = 64 px)
     bs: int = 8                  # batch size
-    epochs: int = 8              # one-cycle epochs
+    epochs: int = 16             # one-cycle epochs
     tiles_per_image: int = 24    # random crops per image per epoch
     lr: float = 2e-3             # peak learning rate
     holdout: float = 0.2         # fraction of user images held out (`--data`)
@@ -56,11 +56,11 @@ class DemoConfig:
 PIXEL_SIZE_UM = {'em': 0.002, 'fluo': 0.05, 'cell': 0.05}
 
 def cell_regions(train_frac:float=0.7) -> tuple[np.ndarray, np.ndarray]:
-    "`skimage.data.cell()` split by columns into a training region and a held-out region."
+    "`skimage.data.cell()` split by rows into a training region (top) and a held-out region (bottom)."
     from skimage.data import cell
     img = cell().astype(np.float32)
-    cut = int(img.shape[1] * train_frac)
-    return img[:, :cut], img[:, cut:]
+    cut = int(img.shape[0] * train_frac)
+    return img[:cut], img[cut:]
 
 def embedded_images(cfg:DemoConfig) -> dict[str, dict[str, np.ndarray]]:
     "Training and held-out images: synthetic EM and fluorescence phantoms plus the two `cell` regions."
