@@ -77,6 +77,8 @@ def main(argv=None):
     ap.add_argument('--holdout', type=int, default=5)
     ap.add_argument('--tiles', type=int, default=8, help='crops per training slice per epoch')
     ap.add_argument('--bs', type=int, default=8)
+    ap.add_argument('--size', type=int, default=128, help='HR crop size (same output size for both modes)')
+    ap.add_argument('--lr', type=float, default=1e-3, help='one-cycle peak learning rate')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--modes', nargs='+', default=['lr', 'upsampled'])
     ap.add_argument('--out', default=str(ROOT/'bench'/'results'/'train_em_compare.json'))
@@ -101,11 +103,11 @@ def main(argv=None):
                 'per_image': [{'psnr': float(v[0]), 'ssim': float(v[1])} for v in vals]}
 
     results = {'data': str(shared/'em'/'isbi2012_sstem'), 'train_files': [p.name for p in train_files],
-               'test_files': [p.name for p in test_files], 'metric': mname, 'scale': 4, 'size': 128,
+               'test_files': [p.name for p in test_files], 'metric': mname, 'scale': 4, 'size': a.size, 'lr': a.lr,
                'epochs': a.epochs, 'arch': a.arch, 'tiles_per_image': a.tiles, 'bs': a.bs, 'threads': a.threads,
                'versions': library_versions(), 'bilinear': score([bilinear(l, 4) for l in lr]), 'models': {}}
     print('bilinear', {k: v for k, v in results['bilinear'].items() if k != 'per_image'}, flush=True)
-    lr_tile = 128 // 4  # the LR crop size the models are trained on
+    lr_tile = a.size // 4  # the LR crop size the models are trained on
     prev = {m: results_prev(a.out, m, 'train_seconds') for m in a.modes}  # before this run overwrites the file
     for mode in a.modes:
         if a.eval_only:
@@ -116,8 +118,8 @@ def main(argv=None):
             print(mode, summary(results['models'][mode]), flush=True)
             write(results, a.out)
             continue
-        cfg = TrainConfig(name=f'em_compare_{mode}', hr=str(work/'hr'), crappifier='em', scale=4, size=128, bs=a.bs,
-                          epochs=a.epochs, lr=1e-3, arch=a.arch, mode=mode, valid_pct=0.1, tiles_per_image=a.tiles,
+        cfg = TrainConfig(name=f'em_compare_{mode}', hr=str(work/'hr'), crappifier='em', scale=4, size=a.size, bs=a.bs,
+                          epochs=a.epochs, lr=a.lr, arch=a.arch, mode=mode, valid_pct=0.1, tiles_per_image=a.tiles,
                           seed=0, models_dir=str(work/'models'))
         t0 = time.time()
         learn = train(cfg)
