@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # This machine serves these wheels from local disk; pyproject.toml only declares ranges.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test check-clean check-export nbtest pytest bench clean
+.PHONY: install demo test check-clean check-export nbtest pytest bench bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: check-clean check-export nbtest pytest
 bench: install
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/predict_speed.py
+
+# Restoration quality per CPU minute on the shared EM data (about 80 minutes; run on an idle machine).
+bench-quality: install
+	$(BIN)/python bench/quality_budget.py --minutes 5
+	$(BIN)/python bench/quality_budget.py --cli 20
 
 clean:
 	rm -rf $(VENV) _proc _docs .pytest_cache

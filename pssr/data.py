@@ -20,9 +20,9 @@ from .crappify import get_crappifier, sample_tile_box
 
 # %% auto #0
 __all__ = ['PIXEL_SIZE_UM', 'synthetic_em', 'synthetic_fluo', 'dihedral', 'synthetic_cell', 'synthetic', 'synthetic_timelapse',
-           'write_synthetic', 'load_stack', 'split_by_image', 'row_bands', 'Tile', 'foreground_threshold',
-           'tile_corner', 'make_tiles', 'HRTiles', 'PairTiles', 'show_pairs', 'PSSRDL', 'tile_dataloaders',
-           'hr_dataloaders', 'match_pairs', 'check_pair', 'pair_dataloaders']
+           'write_synthetic', 'resample_pixel_size', 'load_stack', 'split_by_image', 'row_bands', 'Tile',
+           'foreground_threshold', 'tile_corner', 'make_tiles', 'HRTiles', 'PairTiles', 'show_pairs', 'PSSRDL',
+           'tile_dataloaders', 'with_train_tiles', 'hr_dataloaders', 'match_pairs', 'check_pair', 'pair_dataloaders']
 
 # %% ../nbs/02_data.ipynb #21f5f791
 def _rng(seed) -> np.random.Generator:
@@ -250,7 +250,24 @@ def _source_items(source) -> list:
     if not items: raise PssrInputError('source', 'no images given', 'pass a folder, a list of image files or a list of arrays')
     return [(it, str(it)) if isinstance(it, (str, Path)) else (it, f'array[{i}]') for i, it in enumerate(items)]
 
-def load_stack(item, name: str, pmin: float = PMIN, pmax: float = PMAX) -> np.ndarray:
+def resample_pixel_size(data: np.ndarray, # 2D image or (N, Y, X) stack
+                        have: float | None, # its pixel size (µm); None: unknown
+                        want: float, # the pixel size to resample to (µm)
+                        name: str = 'image') -> np.ndarray:
+    "`data` resampled in YX from pixel size `have` to `want` (linear, anti-aliased when shrinking); unchanged if `have` is unknown."
+    if have is None:
+        warnings.warn(f'{name}: no pixel size in the file, so it is not resampled to {want:g} µm')
+        return data
+    zoom = have / want
+    if abs(zoom - 1) < 1e-3: return data
+    from skimage.transform import rescale
+    frames = data[None] if data.ndim == 2 else data
+    out = np.stack([rescale(f, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True) for f in frames]).astype(np.float32)
+    return out[0] if data.ndim == 2 else out
+
+def load_stack(item, name: str, pmin: float = PMIN, pmax: float = PMAX,
+               pixel_size: float | None = None, # resample to this pixel size (µm) if the file records its own
+              ) -> np.ndarray:
     "Read a file (or take an array) and return it percentile-normalised over the whole image as an `(N, Y, X)` float32 stack."
     if isinstance(item, (str, Path)): data, meta = read_image(item)
     else:
@@ -259,6 +276,7 @@ def load_stack(item, name: str, pmin: float = PMIN, pmax: float = PMAX) -> np.nd
         check_image(data, name)
     check_ndim(data, meta, (2, 3))
     check_not_constant(data, name)
+    if pixel_size: data = resample_pixel_size(data, getattr(meta, 'pixel_size', None), pixel_size, name)
     data = normalize_percentile(data, pmin, pmax)
     return data[None] if data.ndim == 2 else data
 
@@ -428,7 +446,19 @@ def tile_dataloaders(train: list, valid: list, tfm: ItemTransform, bs: int = 8, 
                        splitter=IndexSplitter(list(range(len(train), len(train) + len(valid)))))
     dls = dblock.dataloaders(train + valid, bs=bs, num_workers=num_workers, device=device)
     dls.c, dls.pssr_meta = 1, dict(meta or {}, n_train_tiles=len(train), n_valid_tiles=len(valid))
+    dls.pssr_tiles = dict(train=train, valid=valid, tfm=tfm, bs=bs, num_workers=num_workers, device=device, meta=meta)
     return dls
+
+def with_train_tiles(dls, # `DataLoaders` made by `tile_dataloaders` (`hr_dataloaders`, `pair_dataloaders`)
+                     n_tiles: int, # training tiles per epoch
+                     seed: int = 0) -> DataLoaders:
+    "The same data with `n_tiles` training tiles per epoch, spread evenly over the images; validation unchanged."
+    parts = getattr(dls, 'pssr_tiles', None)
+    if parts is None: raise PssrInputError('dls', 'were not made by pssr.data', 'build them with hr_dataloaders or pair_dataloaders')
+    unique = list(dict.fromkeys(parts['train']))  # training tiles of one image/frame are identical until sampled
+    order = np.random.default_rng(seed).permutation(len(unique))
+    train = [unique[order[i % len(unique)]] for i in range(max(1, int(n_tiles)))]
+    return tile_dataloaders(train, parts['valid'], parts['tfm'], parts['bs'], parts['num_workers'], parts['device'], parts['meta'])
 
 # %% ../nbs/02_data.ipynb #5578a736
 def _check_args(scale: int, size: int, n_frames: int, valid_pct: float):
@@ -465,18 +495,20 @@ def hr_dataloaders(source, # folder, image file, list of files or list of arrays
                    num_workers: int = 0,
                    device=None, # None: fastai's default (GPU if available)
                    pmin: float = PMIN, pmax: float = PMAX, # normalisation percentiles
+                   pixel_size: float | None = None, # resample every HR image to this pixel size (µm) first
                   ) -> DataLoaders:
     "fastai `DataLoaders` of `(LR, HR)` tiles crappified on the fly from high-resolution images (fresh noise every epoch)."
     _check_args(scale, size, n_frames, valid_pct)
     crappifier = _check_crappifier(crappifier, scale)
     items = _source_items(source)
     names = [name for _, name in items]
-    stacks = [load_stack(it, name, pmin, pmax) for it, name in items]
+    stacks = [load_stack(it, name, pmin, pmax, pixel_size) for it, name in items]
     for s, name in zip(stacks, names): _check_min_size(s, size, name)
     centres = [_centres(len(s), n_frames, name) for s, name in zip(stacks, names)]
     thresholds = [foreground_threshold(s) for s in stacks]
     train, valid = make_tiles(stacks, names, centres, size, thresholds, valid_pct, seed, tiles_per_image)
     meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=n_frames, size=size, lr_size=size // scale, source='crappified',
+                hr_pixel_size=pixel_size,
                 crappifier=_describe(crappifier), train_images=sorted({names[t.src] for t in train}),
                 valid_images=sorted({names[t.src] for t in valid}))
     tfm = HRTiles(stacks, crappifier, scale, size, n_frames, thresholds)

@@ -36,12 +36,13 @@ class DemoConfig:
     n_train: int = 3             # training phantoms per kind ('em', 'fluo')
     crappifier: str = 'em'       # PSSR's EM crappifier (noise, then 4x bilinear downsampling)
     scale: int = 4               # HR pixels per LR pixel
-    arch: str = 'unet_small'     # a light U-Net encoder for the CPU
-    size: int = 256              # HR training crop (LR crop = size // scale = 64 px)
-    bs: int = 8                  # batch size
-    epochs: int = 16             # one-cycle epochs
-    tiles_per_image: int = 24    # random crops per image per epoch
-    lr: float = 2e-3             # peak learning rate
+    arch: str|None = None        # U-Net encoder; None: TrainConfig's default (chosen by bench/quality_budget.py)
+    size: int|None = None        # HR training crop (LR crop = size // scale); None: TrainConfig's default
+    bs: int|None = None          # batch size; None: TrainConfig's default
+    minutes: float|None = 4      # training time budget; None: train for `epochs`
+    epochs: int = 16             # one-cycle epochs when `minutes` is None
+    tiles_per_image: int = 24    # random crops per image per epoch (resized to fit `minutes`)
+    lr: float|None = None        # peak learning rate; None: TrainConfig's default
     holdout: float = 0.2         # fraction of user images held out (`--data`)
     seed: int = 0                # seeds data, noise, weights and the split
     device: str|None = None      # None: CUDA if available
@@ -50,7 +51,7 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> 'DemoConfig':
         "A tiny configuration for tests (seconds, not minutes)."
-        return cls(image_size=256, n_train=1, size=64, bs=4, epochs=1, tiles_per_image=4)
+        return cls(image_size=256, n_train=1, size=64, bs=4, minutes=None, epochs=1, tiles_per_image=4)
 
 # %% ../nbs/08_demo.ipynb #c1be6ea1
 PIXEL_SIZE_UM = {'em': 0.002, 'fluo': 0.05, 'cell': 0.05}
@@ -116,10 +117,10 @@ def split_user_data(data:str|Path, outdir:Path, cfg:DemoConfig) -> tuple[Path, l
 # %% ../nbs/08_demo.ipynb #1bc77692
 def train_config(train_dir:Path, outdir:Path, cfg:DemoConfig) -> TrainConfig:
     "The `TrainConfig` the demo trains with."
-    return TrainConfig(name='demo', hr=str(train_dir), crappifier=cfg.crappifier, scale=cfg.scale, size=cfg.size,
-                       bs=cfg.bs, epochs=cfg.epochs, lr=cfg.lr, arch=cfg.arch, mode='lr', seed=cfg.seed,
-                       tiles_per_image=cfg.tiles_per_image, valid_pct=0.2, models_dir=str(Path(outdir)/'models'),
-                       device=cfg.device)
+    chosen = {k: getattr(cfg, k) for k in ('arch', 'size', 'bs', 'lr', 'minutes') if getattr(cfg, k) is not None}
+    return TrainConfig(name='demo', hr=str(train_dir), crappifier=cfg.crappifier, scale=cfg.scale, epochs=cfg.epochs,
+                       mode='lr', seed=cfg.seed, tiles_per_image=cfg.tiles_per_image, valid_pct=0.2,
+                       models_dir=str(Path(outdir)/'models'), device=cfg.device, **chosen)
 
 # %% ../nbs/08_demo.ipynb #8314d09c
 def crop_to_multiple(x:np.ndarray, m:int) -> np.ndarray:
@@ -213,10 +214,11 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     d = DemoConfig()
     p.add_argument('--data', help='folder of your high-resolution images (default: embedded phantoms + skimage cell)')
     p.add_argument('-o', '--out', default='demo_output', help='output folder (default: %(default)s)')
-    p.add_argument('--epochs', type=int, default=d.epochs, help='training epochs (default: %(default)s)')
-    p.add_argument('--arch', default=d.arch, help='U-Net encoder (default: %(default)s)')
+    p.add_argument('--minutes', type=float, default=d.minutes, help='training time budget (default: %(default)s)')
+    p.add_argument('--epochs', type=int, default=None, help='train for this many epochs instead of --minutes')
+    p.add_argument('--arch', default=d.arch, help="U-Net encoder (default: pssr train's)")
     p.add_argument('--crappifier', default=d.crappifier, help='em | fluo | physical | FILE.json (default: %(default)s)')
-    p.add_argument('--size', type=int, default=d.size, help='HR training crop in px (default: %(default)s)')
+    p.add_argument('--size', type=int, default=d.size, help="HR training crop in px (default: pssr train's)")
     p.add_argument('--seed', type=int, default=d.seed)
     p.add_argument('--device', default=None, help='cpu | cuda (default: CUDA if available)')
     p.add_argument('--quick', action='store_true', help='a tiny run (seconds) to check the installation')
@@ -226,8 +228,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def run_demo_cli(args) -> int:
     "`pssr demo`: run and exit 0."
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
-    for k in ('epochs', 'arch', 'crappifier', 'size', 'seed', 'device'):
-        if not (args.quick and k in ('epochs', 'size')): setattr(cfg, k, getattr(args, k))
+    for k in ('arch', 'crappifier', 'size', 'seed', 'device', 'minutes'):
+        if not (args.quick and k in ('size', 'minutes')): setattr(cfg, k, getattr(args, k))
+    if args.epochs is not None: cfg.epochs, cfg.minutes = args.epochs, None
     run_demo(args.data, args.out, cfg)
     return 0
 

@@ -294,11 +294,11 @@ def write_png(fig: Figure, path, dpi: int = 80) -> Path:
     with atomic_write(path, 'wb') as f: fig.savefig(f, format='png', dpi=dpi)
     return Path(path)
 
-def save_evaluation(ev: ImageEvaluation, outdir) -> tuple[Path, Path]:
-    "Write `<name>_metrics.csv` and `<name>_evaluation.png` for one image into `outdir`."
+def save_evaluation(ev: ImageEvaluation, outdir, figure: bool = True) -> tuple[Path, Path | None]:
+    "Write `<name>_metrics.csv` and (if `figure`) `<name>_evaluation.png` for one image into `outdir`."
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
-    return (write_csv(ev.table, outdir / f'{ev.name}_metrics.csv'),
-            write_png(plot_evaluation(ev), outdir / f'{ev.name}_evaluation.png'))
+    png = write_png(plot_evaluation(ev), outdir / f'{ev.name}_evaluation.png') if figure else None
+    return write_csv(ev.table, outdir / f'{ev.name}_metrics.csv'), png
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     "Mean and standard deviation (over images) of every metric, one row per method."
@@ -370,13 +370,13 @@ def _synthetic_items(hr_paths, crappifier, seed) -> Iterator[tuple]:
         gt = normalize_percentile(hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]).astype(np.float32)
         yield path.stem, np.asarray(crappifier(gt, rng), np.float32), gt, s, px
 
-def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progress, pmin, pmax, align) -> pd.DataFrame:
+def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progress, pmin, pmax, align, figures=True) -> pd.DataFrame:
     "Evaluate, save and summarise every item; the shared loop of `evaluate_pairs` and `evaluate_synthetic`."
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     tables = []
     for name, lr, gt, scale, px in tqdm(items, total=n, desc='evaluate', disable=not progress):
         ev = evaluate_image(lr, gt, scale, predict, pixel_size or px, name, pmin, pmax, align)
-        save_evaluation(ev, outdir)
+        save_evaluation(ev, outdir, figures)
         tables.append(ev.table)
     table = pd.concat(tables, ignore_index=True)
     summary = summarize(table)
@@ -385,15 +385,15 @@ def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progre
     return table
 
 def evaluate_pairs(model, lr_paths, hr_paths, outdir, pixel_size: float | None = None, progress: bool = True,
-                   pmin=PMIN, pmax=PMAX, align: str = 'centers') -> pd.DataFrame:
+                   pmin=PMIN, pmax=PMAX, align: str = 'centers', figures: bool = True) -> pd.DataFrame:
     "Evaluate `model` (or only the baselines if None) on real LR/HR pairs; write CSVs and PNGs to `outdir`."
     pairs = match_pairs(lr_paths, hr_paths)
     predict, scale = as_predictor(model)
-    return _evaluate_items(_real_items(pairs, scale), len(pairs), predict, outdir, pixel_size, progress, pmin, pmax, align)
+    return _evaluate_items(_real_items(pairs, scale), len(pairs), predict, outdir, pixel_size, progress, pmin, pmax, align, figures)
 
 def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel_size: float | None = None,
                        progress: bool = True, scale: int | None = None, pmin=PMIN, pmax=PMAX,
-                       align: str | None = None) -> pd.DataFrame:
+                       align: str | None = None, figures: bool = True) -> pd.DataFrame:
     "Evaluate `model` on LR made by `crappifier` (object or name) from the HR images; write CSVs and PNGs."
     hr_paths = list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else [Path(p) for p in hr_paths]
     if not hr_paths: raise PssrInputError('hr_paths', 'no images given', 'Pass a folder or a list of HR images')
@@ -406,7 +406,7 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
                              'Use a crappifier with the same scale as the model')
     items = _synthetic_items(hr_paths, crappifier, seed)
     align = align or alignment_of(crappifier)  # None: the crappifier's own convention
-    return _evaluate_items(items, len(hr_paths), predict, outdir, pixel_size, progress, pmin, pmax, align)
+    return _evaluate_items(items, len(hr_paths), predict, outdir, pixel_size, progress, pmin, pmax, align, figures)
 
 # %% ../nbs/07_evaluate.ipynb #2aa5cc22
 def run_evaluate_cli(args) -> int:

@@ -4,13 +4,13 @@
 
 # %% ../nbs/05_learner.ipynb #5f3724cf
 from __future__ import annotations
-import argparse, contextlib, dataclasses, datetime, hashlib, inspect, json, os, platform, random, re, warnings
+import argparse, contextlib, copy, dataclasses, datetime, hashlib, inspect, json, math, os, platform, random, re, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np, torch
 import fastai
 from fastai.learner import Learner, Recorder
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner.fit_one_cycle)
 from fastai.callback.progress import ProgressCallback  # noqa: F401 (progress bars)
 from fastai.torch_core import set_seed, rank_distrib
@@ -18,23 +18,30 @@ from fastai.optimizer import OptimWrapper, Adam
 from functools import partial
 from typing import Callable
 import pssr
-from .io import PssrInputError, atomic_write, list_images, PMIN, PMAX
-from .crappify import Crappifier, get_crappifier
-from .data import hr_dataloaders, pair_dataloaders
+from .io import PssrInputError, atomic_write, list_images, read_image, PMIN, PMAX
+from .crappify import Crappifier, get_crappifier, fit_crappifier
+from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
 from .models import pssr_unet, PSSRNet, ModelConfig
 from .losses import LOSSES, get_loss, psnr_metric, ssim_metric
 
 # %% auto #0
-__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'CKPT_PATTERN', 'TrainConfig', 'use_fp16', 'opt_func_for', 'pssr_learner',
-           'EpochSeed', 'checkpoint_dir', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints',
-           'load_checkpoint', 'Checkpoint', 'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed',
-           'config_dataloaders', 'train', 'as_config', 'library_versions', 'describe_data', 'model_record',
-           'save_model', 'load_model', 'add_cli', 'config_from_args', 'train_cli']
+__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'TrainConfig',
+           'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner', 'EpochSeed', 'checkpoint_dir',
+           'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'cpu_state', 'Checkpoint',
+           'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
+           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'train', 'use_best_weights', 'match_config',
+           'as_config', 'library_versions', 'describe_data', 'model_record', 'save_model', 'load_model', 'add_cli',
+           'config_from_args', 'train_cli']
 
 # %% ../nbs/05_learner.ipynb #45526ad6
 MODES = ('lr', 'upsampled')
 FP16_CHOICES = ('auto', True, False)
-DEFAULT_LR = 1e-3  # a safe one-cycle peak for Adam on a U-Net trained from scratch
+DEFAULT_LR = 4e-3  # one-cycle peak for AdamW: best of 1e-3/4e-3 for the default model in bench/quality_budget.py
+# Named configurations; TrainConfig's own defaults are the one chosen by bench/quality_budget.py.
+PRESETS = {
+    'pssr-resnet34': dict(arch='resnet34', mode='lr', size=128, bs=8, lr=1e-3, loss='mse'),  # PSSR's encoder, U-Net at LR input size
+    'pssr-original': dict(arch='resnet34', mode='upsampled', size=128, bs=8, lr=1e-3, loss='mse'),  # the paper's: bilinear first, U-Net at HR
+}
 
 def _supported_kwargs(f, **kwargs) -> dict:
     "The subset of `kwargs` that `f` accepts."
@@ -55,14 +62,17 @@ class TrainConfig:
     lr_dir: str|None = None            # folder of real LR images (pairs mode, with `hr_dir`)
     hr_dir: str|None = None            # folder of matching HR images (pairs mode)
     crappifier: str|dict = 'em'        # 'em' | 'fluo' | 'physical' | 'none' | FILE.json | `Crappifier.to_dict()`
+    match: str|None = None             # a real LR acquisition to train for: fit the crappifier's noise to it, match pixel sizes
+    hr_pixel_size: float|None = None   # resample HR images to this pixel size (µm) first; `match` sets it to the LR's / scale
     scale: int = 4                     # HR pixels per LR pixel
     n_frames: int = 1                  # consecutive LR frames fed to the model (odd)
     size: int = 128                    # HR crop size in pixels; the LR crop is `size // scale`
     bs: int = 8                        # batch size
-    epochs: int = 10                   # one-cycle length in epochs
+    epochs: int = 10                   # one-cycle length in epochs (ignored when `minutes` is set)
+    minutes: float|None = None         # time budget: size the one-cycle schedule to end within it (measured on the first steps)
     lr: float|None = DEFAULT_LR        # peak learning rate; None -> `DEFAULT_LR`
     loss: str = 'mse'                  # 'mse' | 'l1' | 'msssim_l1' | 'perceptual'
-    arch: str = 'resnet34'             # U-Net encoder
+    arch: str = 'lr_resnet'            # U-Net encoder (see `PRESETS` for PSSR's ResNet-34)
     mode: str = 'lr'                   # 'lr': model sees the LR image; 'upsampled': bilinear-upsampled first
     pretrained: bool = False           # ImageNet encoder weights (needs them cached locally)
     weights: str|None = None           # local encoder state dict (`.pth`) instead of `pretrained` (see `pssr.models`)
@@ -89,6 +99,13 @@ class TrainConfig:
             v = getattr(self, f)
             _check(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1, f,
                    f'must be a positive integer, got {v!r}', 'fix the value')
+        _check(self.minutes is None or (isinstance(self.minutes, (int, float)) and not isinstance(self.minutes, bool)
+               and math.isfinite(self.minutes) and self.minutes > 0), 'minutes',
+               f'must be a positive number of minutes or None, got {self.minutes!r}', 'e.g. 20 (or leave it out and give epochs)')
+        _check(self.hr_pixel_size is None or (isinstance(self.hr_pixel_size, (int, float)) and self.hr_pixel_size > 0), 'hr_pixel_size',
+               f'must be a positive pixel size in µm or None, got {self.hr_pixel_size!r}', 'e.g. 0.002 for 2 nm')
+        _check(self.match is None or self.lr_dir is None, 'match', 'matching a real LR image needs HR images to crappify',
+               'use hr=FOLDER with match=LR_IMAGE (pairs are real already)')
         _check(self.n_frames % 2 == 1, 'n_frames', f'must be odd (centre frame plus neighbours), got {self.n_frames}',
                'use 1, 3 or 5')
         _check(self.size % self.scale == 0, 'size', f'{self.size} is not divisible by scale {self.scale}',
@@ -133,6 +150,12 @@ class TrainConfig:
         return path
 
     @classmethod
+    def from_preset(cls, name:str, **overrides) -> 'TrainConfig':
+        "The named configuration in `PRESETS`, with `overrides`."
+        if name not in PRESETS: raise PssrInputError('preset', f'unknown preset {name!r}', f'use one of {sorted(PRESETS)}')
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
     def from_dict(cls, d:dict) -> 'TrainConfig':
         "Build from a dict, rejecting unknown keys."
         known = {f.name for f in dataclasses.fields(cls)}
@@ -158,6 +181,10 @@ def _dls_device(dls) -> torch.device:
     "The device batches are put on."
     return torch.device(getattr(dls, 'device', None) or 'cpu')
 
+def use_fp16_learner(learn) -> bool:
+    "Whether `learn` trains in mixed precision (it has fastai's `MixedPrecision` callback)."
+    return any(type(cb).__name__ == 'MixedPrecision' for cb in learn.cbs)
+
 def use_fp16(config:TrainConfig, device) -> bool:
     "Whether to train in mixed precision: `fp16='auto'` means on CUDA only."
     on_cuda = torch.device(device).type == 'cuda'
@@ -180,6 +207,7 @@ def pssr_learner(dls, # `DataLoaders` from `pssr.data` (batches `(B, n_frames, h
     torch.manual_seed(config.seed)  # same seed, same initial weights
     model = pssr_unet(**_supported_kwargs(pssr_unet, **config.model_kwargs()))
     if config.init_model: model.load_state_dict(load_model(config.init_model)[0].state_dict())
+    model.train_lr_size = config.size // config.scale  # `pssr.predict` tiles tile-size-dependent models at this size
     learn = Learner(dls, model, loss_func=get_loss(config.loss), metrics=[psnr_metric, ssim_metric], opt_func=opt_func_for(dls),
                     wd=config.wd, lr=config.lr or DEFAULT_LR, path=Path(config.models_dir), model_dir='.', cbs=cbs)
     if use_fp16(config, _dls_device(dls)): learn = learn.to_fp16()
@@ -241,13 +269,17 @@ def _smooth_state(learn) -> list:
     sl = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)
     return [int(sl.count), float(sl.val)] if sl is not None else [0, 0.]
 
-def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:list) -> Path:
-    "Write `epoch_<epochs_done>.pth` (weights, optimizer, position in the cycle, history) and drop older ones."
+def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:list, plan:dict|None=None,
+                    best:dict|None=None) -> Path:
+    "Write `epoch_<epochs_done>.pth` (weights, optimizer, position in the cycle, history, time plan, best weights) and drop older ones."
     old = list_checkpoints(config)
     path = checkpoint_dir(config)/f'epoch_{epochs_done}.pth'
+    n_epoch = plan['epochs'] if plan else config.epochs
+    if best is not None and best['epoch'] == epochs_done: best = {**best, 'model': None}  # the checkpoint's own weights
     state = {'model': _unwrap(learn.model).state_dict(), 'opt': _plain(learn.opt.state_dict()), 'epoch': epochs_done,
-             'n_epoch': config.epochs, 'pct_train': epochs_done / config.epochs, 'lr': config.lr or DEFAULT_LR,
-             'history': _plain(history), 'config': config.to_dict(), 'smooth_loss': _smooth_state(learn)}
+             'n_epoch': n_epoch, 'pct_train': epochs_done / n_epoch, 'lr': config.lr or DEFAULT_LR,
+             'history': _plain(history), 'config': config.to_dict(), 'smooth_loss': _smooth_state(learn),
+             'plan': _plain(plan), 'best': best}
     _torch_save(state, path)
     for p in old:
         if p != path: p.unlink(missing_ok=True)
@@ -270,12 +302,17 @@ def load_checkpoint(learn:Learner, path) -> dict:
     return ck
 
 # %% ../nbs/05_learner.ipynb #50054429
+def cpu_state(model) -> dict:
+    "A detached CPU copy of `model`'s state dict."
+    return {k: v.detach().to('cpu', copy=True) for k, v in _unwrap(model).state_dict().items()}
+
 class Checkpoint(Callback):
-    "After each trained epoch: record the epoch's losses/metrics and write a checkpoint (rank 0 only)."
+    "After each trained epoch: record losses/metrics, keep the best-validation weights, write a checkpoint (rank 0 only)."
     order = Recorder.order + 1
-    def __init__(self, config:TrainConfig, history:list|None=None, smooth_loss=None):
-        self.config, self.history, self.smooth = config, list(history or []), smooth_loss
+    def __init__(self, config:TrainConfig, history:list|None=None, smooth_loss=None, plan:dict|None=None, best:dict|None=None):
+        self.config, self.history, self.smooth, self.plan, self.best = config, list(history or []), smooth_loss, plan, best
     def before_fit(self):
+        self.learn.pssr_best = self.best
         if self.smooth is not None:  # carry the smoothed train loss over a resume
             sl = self.recorder.smooth_loss
             sl.count, sl.val = int(self.smooth[0]), torch.tensor(float(self.smooth[1]))
@@ -287,7 +324,11 @@ class Checkpoint(Callback):
         rec = {'epoch': self.epoch + 1, **{n: (None if v is None else float(v)) for n, v in zip(names, self.learn.final_record)}}
         self.history.append(rec)
         self.learn.pssr_history = self.history
-        if rank_distrib() == 0: save_checkpoint(self.learn, self.config, self.epoch + 1, self.history)
+        vl = rec.get('valid_loss')
+        if vl is not None and math.isfinite(vl) and (self.best is None or vl < self.best['valid_loss']):
+            self.best = {'epoch': rec['epoch'], 'valid_loss': vl, 'model': cpu_state(self.learn.model)}
+        self.learn.pssr_best = self.best
+        if rank_distrib() == 0: save_checkpoint(self.learn, self.config, self.epoch + 1, self.history, self.plan, self.best)
 
 # %% ../nbs/05_learner.ipynb #8fe69880
 def is_distributed() -> bool:
@@ -305,12 +346,114 @@ def fit_one_cycle_maybe_distributed(learn:Learner, epochs:int, lr:float, start_e
     with distrib_context(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, cbs=cbs)
     return learn
 
+# %% ../nbs/05_learner.ipynb #a7609514
+BUDGET_MARGIN = 0.97  # plan to finish at 97 % of the budget: timing noise must not push a run over it
+VALID_SHARE = 0.15    # at most this share of a budget goes to validation and checkpoints (fewer, longer epochs if needed)
+
+def _sync(device):
+    "Wait for queued GPU work, so wall-clock timings are real."
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+def _timed(f) -> float:
+    "Seconds `f()` takes."
+    t = time.perf_counter(); f(); return time.perf_counter() - t
+
+def time_steps(learn:Learner, # a learner from `pssr_learner` (its model is not changed)
+               n_warmup:int=2, # untimed steps first (allocation, caches)
+               n_timed:int=3, # timed training steps
+              ) -> dict:
+    "Seconds per training step (data included), per validation batch, and to write a checkpoint, on a copy of the model."
+    dev, amp = _dls_device(learn.dls), use_fp16_learner(learn)
+    model = copy.deepcopy(_unwrap(learn.model)).to(dev).train()
+    opt = learn.opt_func(list(model.parameters()), lr=1e-6)
+    batches = iter(learn.dls.train)
+    def step():
+        x, y = next(batches)
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=amp): loss = learn.loss_func(model(x), y)
+        loss.backward(); opt.step(); opt.zero_grad(); _sync(dev)
+    times = [_timed(step) for _ in range(min(n_warmup + n_timed, len(learn.dls.train)))]
+    model.eval()
+    def valid_batch(b):
+        x, y = b
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+            p = model(x); learn.loss_func(p, y)
+            for m in learn.metrics: getattr(m, 'func', m)(p, y)
+        _sync(dev)
+    vtimes = [_timed(lambda: valid_batch(b)) for _, b in zip(range(2), learn.dls.valid)]
+    probe = Path(learn.path)/f'.pssr_probe_{os.getpid()}.pth'  # checkpoint-sized write: also proves the folder is writable
+    try: ckpt = _timed(lambda: _torch_save({'model': model.state_dict(), 'opt': _plain(opt.state_dict())}, probe))
+    finally: probe.unlink(missing_ok=True)
+    timed = times[n_warmup:] or times
+    return {'step_s': float(np.median(timed)), 'valid_batch_s': float(np.median(vtimes)) if vtimes else 0.,
+            'checkpoint_s': ckpt, 'n_valid_batches': len(learn.dls.valid)}
+
+def plan_schedule(seconds:float, # time left for the epochs
+                  timing:dict, # from `time_steps`
+                  steps_per_epoch:int, # the data's natural epoch length (steps between validations)
+                  bs:int, # batch size
+                 ) -> dict:
+    "Epochs and steps per epoch that fill `seconds`: about `steps_per_epoch` steps between validations, at least one of each."
+    fixed = timing['n_valid_batches'] * timing['valid_batch_s'] + timing['checkpoint_s']  # per epoch
+    epochs = max(1, round(seconds / (max(1, steps_per_epoch) * timing['step_s'] + fixed)))
+    epochs = min(epochs, max(1, int(VALID_SHARE * seconds / fixed)))  # large validation sets: validate less often
+    if epochs == 1 and seconds >= 2 * (fixed + timing['step_s']): epochs = 2  # so `Replan` can correct the first epoch's timings
+    steps = max(1, int((seconds / epochs - fixed) / timing['step_s']))
+    return {'epochs': epochs, 'steps_per_epoch': steps, 'total_steps': epochs * steps, 'n_tiles': steps * bs}
+
+# %% ../nbs/05_learner.ipynb #025dd3c6
+def plan_budget(learn:Learner, config:TrainConfig, start:float) -> dict:
+    "Measure `learn`'s steps and plan `config.minutes` (counted from `start`, a `time.perf_counter()`) into epochs and steps."
+    timing = time_steps(learn)
+    left = config.minutes * 60 * BUDGET_MARGIN - (time.perf_counter() - start) - timing['checkpoint_s']  # the final save
+    plan = plan_schedule(left, timing, len(learn.dls.train), learn.dls.train.bs)
+    plan.update(minutes=config.minutes, **{k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()})
+    print(f"Time budget {config.minutes:g} min: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps = "
+          f"{plan['total_steps']} steps of {learn.dls.train.bs} tiles ({timing['step_s']:.3f} s/step measured)")
+    return plan
+
+class Replan(Callback):
+    "Before each epoch, refit the remaining epochs' steps into the budget with the last trained epoch's real timings."
+    order = -4  # before the epoch's data are drawn
+    def __init__(self, plan:dict, start:float, seconds:float, seed:int=0):
+        self.plan, self.start, self.seconds, self.seed, self.last = plan, start, seconds, seed, None
+        self.t_epoch = self.t_train = self.t_valid = 0.
+    def before_epoch(self):
+        if self.last is not None: self.replan()
+        self.t_epoch = time.perf_counter()
+    def before_train(self): self.t_train = time.perf_counter()
+    def before_validate(self): self.t_valid = time.perf_counter()
+    def after_epoch(self):
+        if self.t_valid > self.t_train > self.t_epoch:  # this epoch trained (it was not skipped by a resume)
+            n = len(self.dls.train)
+            self.last = (n, (self.t_valid - self.t_train) / n)  # steps, seconds per step
+            self.plan.setdefault('epoch_steps', []).append(n)
+    def replan(self):
+        "Steps per epoch for the rest of the cycle: the budget left, less the last epoch's other costs, over its seconds per step."
+        now, rest = time.perf_counter(), self.plan['epochs'] - self.epoch
+        n, step_s = self.last
+        fixed = (now - self.t_epoch) - n * step_s  # validation, checkpoint, callbacks
+        left = self.seconds - (now - self.start) - self.plan['checkpoint_s']  # the final save
+        steps = max(1, int((left / max(rest, 1) - fixed) / step_s))
+        self.plan.update(steps_per_epoch=steps, n_tiles=steps * self.dls.train.bs, step_s=round(step_s, 4),
+                         total_steps=sum(self.plan['epoch_steps']) + rest * steps)
+        if steps != len(self.dls.train): self.learn.dls = with_train_tiles(self.learn.dls, self.plan['n_tiles'], self.seed)
+
+class Deadline(Callback):
+    "Stop training, keeping the best weights so far, once `limit` seconds have passed since `start` (the machine got slower than planned)."
+    order = 100
+    def __init__(self, start:float, limit:float): self.start, self.limit = start, limit
+    def after_batch(self):
+        if self.training and time.perf_counter() - self.start > self.limit:
+            warnings.warn(f'training passed {self.limit / 60:.1f} min (110 % of its budget; the machine got slower than measured): '
+                          'stopping with the best weights so far')
+            raise CancelFitException()
+
 # %% ../nbs/05_learner.ipynb #b9bfa63d
 def config_dataloaders(config:TrainConfig):
     "`DataLoaders` for `config`: HR folder + crappifier, or LR/HR pairs."
     kw = dict(scale=config.scale, size=config.size, bs=config.bs, n_frames=config.n_frames, valid_pct=config.valid_pct,
               seed=config.seed, tiles_per_image=config.tiles_per_image, device=config.device,
-              pmin=config.pmin, pmax=config.pmax)
+              pmin=config.pmin, pmax=config.pmax, pixel_size=config.hr_pixel_size)
     if config.hr is not None:
         return hr_dataloaders(config.hr, config.get_crappifier(), **_supported_kwargs(hr_dataloaders, **kw))
     if config.lr_dir is not None:
@@ -329,29 +472,62 @@ def _resume_state(learn:Learner, config:TrainConfig) -> dict:
         warnings.warn(f'resume: no checkpoint in {checkpoint_dir(config)}; training from the start')
         return {}
     ck = load_checkpoint(learn, ckpts[-1])
-    if ck.get('n_epoch') != config.epochs:
+    if not ck.get('plan') and ck.get('n_epoch') != config.epochs:
         warnings.warn(f"resume: checkpoint was made for a {ck.get('n_epoch')}-epoch cycle, now {config.epochs}: the schedule changes")
-    print(f"Resuming from {ckpts[-1]} ({ck['epoch']}/{config.epochs} epochs done)")
+    print(f"Resuming from {ckpts[-1]} ({ck['epoch']}/{ck.get('n_epoch', config.epochs)} epochs done)")
     return ck
+
+def _best_of(ck:dict) -> dict|None:
+    "The best-validation record of a checkpoint, with its weights (the checkpoint's own if it was the best)."
+    best = ck.get('best')
+    return None if not best else {**best, 'model': best.get('model') or ck['model']}
 
 def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JSON file
           cbs=None, # extra fastai callbacks for the fit
           dls=None, # prebuilt `DataLoaders` (default: from the config's data options)
          ) -> Learner:
     "Train a PSSR model with one-cycle, checkpointing every epoch; save `<models_dir>/<name>.pth` + `.json`."
-    config = as_config(config)
+    config, t0 = match_config(as_config(config)), time.perf_counter()
+    if config.minutes and is_distributed():
+        raise PssrInputError('TrainConfig.minutes', 'a time budget cannot be used across several processes (each would plan its own schedule)',
+                             'use epochs with accelerate launch')
     set_seed(config.seed, reproducible=True)
     dls = config_dataloaders(config) if dls is None else dls
     learn = pssr_learner(dls, config)
     ck = _resume_state(learn, config)
-    start, learn.pssr_history = int(ck.get('epoch', 0)), list(ck.get('history', []))
-    if start < config.epochs:
-        cbs = [EpochSeed(config.seed), Checkpoint(config, learn.pssr_history, ck.get('smooth_loss'))] + list(cbs or [])
-        fit_one_cycle_maybe_distributed(learn, config.epochs, config.lr or DEFAULT_LR, start_epoch=start, cbs=cbs)
+    plan = ck.get('plan') or (plan_budget(learn, config, t0) if config.minutes else None)
+    if plan: learn.dls = with_train_tiles(learn.dls, plan['n_tiles'], config.seed)
+    epochs = plan['epochs'] if plan else config.epochs
+    start, learn.pssr_history, learn.pssr_best = int(ck.get('epoch', 0)), list(ck.get('history', [])), _best_of(ck)
+    if start < epochs:
+        budget = [Replan(plan, t0, config.minutes * 60 * BUDGET_MARGIN, config.seed), Deadline(t0, config.minutes * 60 * 1.1)] if plan else []
+        cbs = [EpochSeed(config.seed), Checkpoint(config, learn.pssr_history, ck.get('smooth_loss'), plan, learn.pssr_best)] + budget + list(cbs or [])
+        fit_one_cycle_maybe_distributed(learn, epochs, config.lr or DEFAULT_LR, start_epoch=start, cbs=cbs)
+    learn.pssr_plan = None if plan is None else {**plan, 'elapsed_s': round(time.perf_counter() - t0, 1)}
+    use_best_weights(learn)
     if rank_distrib() == 0:
         save_model(learn, Path(config.models_dir)/config.name, config)
         remove_checkpoints(config)  # the run is complete: the model files replace them
+    if plan: print(f"Trained {len(learn.pssr_history)} epochs in {(time.perf_counter() - t0) / 60:.1f} min (budget {config.minutes:g} min)")
     return learn
+
+def use_best_weights(learn:Learner) -> Learner:
+    "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one)."
+    best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
+    if best and hist and best['epoch'] != hist[-1]['epoch']:
+        _unwrap(learn.model).load_state_dict(best['model'])
+        print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
+    return learn
+
+def match_config(config:TrainConfig) -> TrainConfig:
+    "`config` made for its real LR acquisition `config.match`: the crappifier's noise fitted to it, HR pixel size = its pixel size / scale."
+    if not config.match: return config
+    fitted = dataclasses.replace(fit_crappifier(config.match), scale=config.scale)
+    lr_px = read_image(config.match)[1].pixel_size
+    hr_px = config.hr_pixel_size or (lr_px / config.scale if lr_px else None)
+    print(f'Matched to {config.match}: {fitted.photons:.3g} photo-electrons at full scale, read noise {fitted.read_noise:.3g} e-, '
+          + (f'HR images resampled to {hr_px * 1000:.4g} nm pixels' if hr_px else 'no pixel size in it, so HR images keep theirs'))
+    return dataclasses.replace(config, crappifier=fitted.to_dict(), hr_pixel_size=hr_px)
 
 def as_config(config) -> TrainConfig:
     "Accept a `TrainConfig`, a dict, or a JSON path."
@@ -382,10 +558,13 @@ def _dls_meta(learn) -> dict:
     meta = getattr(getattr(learn, 'dls', None), 'pssr_meta', None) or {}
     return json.loads(json.dumps(_plain(meta), default=str))
 
-def _final_metrics(learn) -> dict:
-    "Last epoch's validation loss and metrics, if the learner was trained."
+def _epoch_metrics(learn, which:str='best') -> dict:
+    "Validation loss and metrics of the `'best'` (the saved weights) or `'last'` epoch, if the learner was trained."
     hist = getattr(learn, 'pssr_history', None) or []
-    return {k: v for k, v in hist[-1].items() if k not in ('epoch', 'train_loss')} if hist else {}
+    if not hist: return {}
+    best = getattr(learn, 'pssr_best', None)
+    rec = next((h for h in hist if best and h['epoch'] == best['epoch']), hist[-1]) if which == 'best' else hist[-1]
+    return {k: v for k, v in rec.items() if k != 'train_loss'}
 
 # %% ../nbs/05_learner.ipynb #5e36db1c
 def _stem(path) -> Path:
@@ -410,13 +589,16 @@ def model_record(model:PSSRNet, config:TrainConfig|dict|None, learn=None) -> dic
             'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
             'config': cfg.to_dict() if cfg else None, 'model': mc,
             'scale': mc.get('scale'), 'n_frames': mc.get('n_frames'), 'size': cfg.size if cfg else None,
+            'train_lr_size': cfg.size // cfg.scale if cfg else None,  # LR crop side the network was trained on
             'crappifier': crap,
             'normalization': {'method': 'percentile', 'per': 'image', 'pmin': cfg.pmin if cfg else PMIN,
                               'pmax': cfg.pmax if cfg else PMAX, 'clip': False},
             'data': {**(describe_data(cfg) if cfg else {}), **({'split': _dls_meta(learn)} if learn is not None else {})},
             'seed': cfg.seed if cfg else None,
             'versions': library_versions(),
-            'metrics': _final_metrics(learn) if learn is not None else {},
+            'metrics': _epoch_metrics(learn, 'best') if learn is not None else {},  # of the saved (best-validation) weights
+            'last_metrics': _epoch_metrics(learn, 'last') if learn is not None else {},
+            'schedule': getattr(learn, 'pssr_plan', None),
             'history': list(getattr(learn, 'pssr_history', None) or [])}
 
 def save_model(learn_or_model:Learner|PSSRNet, # a trained `Learner` or its model
@@ -458,8 +640,8 @@ def load_model(path, # `<name>.pth`, `<name>.json` or the stem `models/<name>`
     return model.to(device or 'cpu').eval(), rec
 
 # %% ../nbs/05_learner.ipynb #2efad692
-_CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
-               'bs': 'bs', 'epochs': 'epochs', 'lr': 'lr', 'loss': 'loss', 'arch': 'arch', 'mode': 'mode',
+_CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'match': 'match', 'hr_pixel_size': 'hr_pixel_size', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
+               'bs': 'bs', 'epochs': 'epochs', 'minutes': 'minutes', 'lr': 'lr', 'loss': 'loss', 'arch': 'arch', 'mode': 'mode',
                'models_dir': 'models_dir', 'seed': 'seed', 'valid_pct': 'valid_pct', 'tiles': 'tiles_per_image',
                'wd': 'wd', 'weights': 'weights', 'init_model': 'init_model', 'device': 'device'}
 
@@ -473,14 +655,19 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     src.add_argument('--pairs', nargs=2, metavar=('LR_DIR', 'HR_DIR'), help='folders of matching LR/HR images')
     p.add_argument('--config', metavar='FILE.json', help='load a TrainConfig (options given here override it)')
     p.add_argument('--crappifier', help="'em' | 'fluo' | 'physical' | 'none' | FILE.json (default em)")
+    p.add_argument('--match', metavar='LR_IMAGE', help='a real low-resolution acquisition to train for: fit the noise to it and '
+                   'resample the HR images to its pixel size / scale')
+    p.add_argument('--hr-pixel-size', type=float, metavar='UM', help='resample the HR images to this pixel size (µm) first')
     p.add_argument('--scale', type=int, help='upscaling factor (default 4)')
     p.add_argument('--frames', type=int, help='consecutive input frames, odd (default 1)')
-    p.add_argument('--size', type=int, help='HR crop size in pixels (default 128)')
-    p.add_argument('--bs', type=int, help='batch size (default 8)')
-    p.add_argument('--epochs', type=int, help='epochs (default 10)')
-    p.add_argument('--lr', type=float, help=f'peak learning rate (default {DEFAULT_LR})')
-    p.add_argument('--loss', help="'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default mse)")
-    p.add_argument('--arch', help='U-Net encoder (default resnet34)')
+    p.add_argument('--size', type=int, help=f'HR crop size in pixels (default {TrainConfig.size})')
+    p.add_argument('--bs', type=int, help=f'batch size (default {TrainConfig.bs})')
+    p.add_argument('--epochs', type=int, help=f'epochs (default {TrainConfig.epochs}; ignored with --minutes)')
+    p.add_argument('--minutes', type=float, help='time budget: fit the one-cycle schedule into this many minutes')
+    p.add_argument('--preset', choices=sorted(PRESETS), help='start from a named configuration (default: the measured default)')
+    p.add_argument('--lr', type=float, help=f'peak learning rate (default {TrainConfig.lr})')
+    p.add_argument('--loss', help=f"'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default {TrainConfig.loss})")
+    p.add_argument('--arch', help=f'U-Net encoder (default {TrainConfig.arch}; --preset pssr-resnet34 for PSSR\'s)')
     p.add_argument('--mode', help="'lr' or 'upsampled' (default lr)")
     p.add_argument('--name', help='model name (default pssr)')
     p.add_argument('--models-dir', help='output folder (default models)')
@@ -498,6 +685,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
 def config_from_args(args) -> TrainConfig:
     "A `TrainConfig` from `pssr train` options (over `--config` if given)."
     d = TrainConfig.from_json(args.config).to_dict() if getattr(args, 'config', None) else {}
+    if getattr(args, 'preset', None): d.update(PRESETS[args.preset])
     d.update({f: getattr(args, a) for a, f in _CLI_FIELDS.items() if getattr(args, a, None) is not None})
     if args.hr is not None: d.update(hr=args.hr, lr_dir=None, hr_dir=None)
     if args.pairs is not None: d.update(hr=None, lr_dir=args.pairs[0], hr_dir=args.pairs[1])
@@ -512,6 +700,7 @@ def train_cli(args) -> int:
     learn = train(config)
     stem = Path(config.models_dir)/config.name
     print(f'Saved model: {stem}.pth (+ {stem.name}.json)')
-    m = _final_metrics(learn)
-    if m: print('Final validation: ' + ', '.join(f'{k}={v:.4g}' for k, v in m.items() if v is not None))
+    for label, which in (('Best validation (saved)', 'best'), ('Last epoch', 'last')):
+        m = _epoch_metrics(learn, which)
+        if m: print(f'{label}: ' + ', '.join(f'{k}={v:.4g}' for k, v in m.items() if v is not None))
     return 0

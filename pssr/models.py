@@ -18,18 +18,20 @@ from fastai.vision.models.unet import DynamicUnet
 from .io import PssrInputError
 
 # %% auto #0
-__all__ = ['RESNETS', 'ARCHS', 'MODES', 'check_arch', 'small_encoder', 'load_state_dict_file', 'adapt_first_conv',
-           'download_imagenet_state', 'make_encoder', 'modernise_norms', 'Blur2x2', 'fast_blur', 'as_norm_type',
-           'build_size', 'dynamic_unet', 'scale_factors', 'upsample_head', 'centre_frame', 'PSSRNet', 'ModelConfig',
-           'zero_last_conv', 'build_model', 'pssr_unet', 'conv_macs']
+__all__ = ['RESNETS', 'ARCHS', 'MODES', 'LR_WIDTHS', 'OWN_ENCODERS', 'check_arch', 'small_encoder', 'lr_encoder',
+           'encoder_stride', 'load_state_dict_file', 'adapt_first_conv', 'download_imagenet_state', 'make_encoder',
+           'modernise_norms', 'Blur2x2', 'fast_blur', 'as_norm_type', 'build_size', 'dynamic_unet', 'scale_factors',
+           'upsample_head', 'centre_frame', 'PSSRNet', 'ModelConfig', 'zero_last_conv', 'build_model', 'pssr_unet',
+           'conv_macs']
 
 # %% ../nbs/03_models.ipynb #9417b252
 RESNETS = {'resnet18': (torchvision.models.resnet18, 'ResNet18_Weights'),
            'resnet34': (torchvision.models.resnet34, 'ResNet34_Weights'),
            'resnet50': (torchvision.models.resnet50, 'ResNet50_Weights'),
            'resnet101': (torchvision.models.resnet101, 'ResNet101_Weights')}
-ARCHS = (*RESNETS, 'unet_small')
+ARCHS = ('lr_resnet', *RESNETS, 'unet_small')
 MODES = ('lr', 'upsampled')
+LR_WIDTHS = (32, 64, 128)  # `lr_resnet` stage widths: deepest stage at 1/4 of the input size
 
 def check_arch(arch: str) -> str:
     "`arch` if it is a known encoder, else a PssrInputError listing the choices."
@@ -42,6 +44,23 @@ def small_encoder(n_in: int = 1, widths=(16, 32, 64, 128, 256)) -> nn.Sequential
     stem = nn.Sequential(ConvLayer(n_in, widths[0], stride=2), ConvLayer(widths[0], widths[0]))
     stages = [ResBlock(1, ni, nf, stride=2) for ni, nf in zip(widths[:-1], widths[1:])]
     return nn.Sequential(stem, *stages)
+
+def lr_encoder(n_in: int = 1, # input channels (frames)
+               widths=None, # feature maps of each stage (default `LR_WIDTHS`); stages after the first halve the size
+               blocks: int = 2, # residual blocks per stage
+              ) -> nn.Sequential:
+    "A ResNet-style encoder for low-resolution input: stride-1 stem, no max-pool, one full-size stage, then stride-2 stages."
+    widths = tuple(widths or LR_WIDTHS)
+    stem = ConvLayer(n_in, widths[0])
+    stages = [nn.Sequential(*[ResBlock(1, ni if b == 0 else nf, nf, stride=(2 if i and b == 0 else 1)) for b in range(blocks)])
+              for i, (ni, nf) in enumerate(zip(widths[:1] + widths[:-1], widths))]
+    return nn.Sequential(stem, *stages)
+
+OWN_ENCODERS = {'lr_resnet': lr_encoder, 'unet_small': small_encoder}  # no ImageNet weights
+
+def encoder_stride(arch: str) -> int:
+    "How much `arch`'s encoder shrinks its input: the multiple that input sizes must have."
+    return 2 ** (len(LR_WIDTHS) - 1) if arch == 'lr_resnet' else 32
 
 # %% ../nbs/03_models.ipynb #7bb49251
 def load_state_dict_file(path, what: str = 'state dict') -> dict:
@@ -88,9 +107,9 @@ def _load_into(model: nn.Module, sd: dict, path, arch: str):
 def make_encoder(arch: str = 'resnet34', n_in: int = 1, pretrained: bool = False, weights=None) -> nn.Sequential:
     "The U-Net encoder: `arch`'s body taking `n_in` channels, with ImageNet (`pretrained`) or local (`weights`) weights."
     check_arch(arch)
-    if arch == 'unet_small':
+    if arch in OWN_ENCODERS:
         if pretrained: raise PssrInputError(arch, 'has no ImageNet weights', 'Use pretrained=False, or a resnet arch')
-        body = small_encoder(n_in)
+        body = OWN_ENCODERS[arch](n_in)
         if weights is not None: _load_into(body, load_state_dict_file(weights, 'encoder weights'), weights, arch)
         return body
     model = RESNETS[arch][0](weights=None)
@@ -194,7 +213,8 @@ class PSSRNet(nn.Module):
         self.scale, self.n_frames, self.mode, self.arch = scale, n_frames, mode, arch
         self.residual, self.channels_last, self.config = residual, channels_last, config
         # smallest input-size step that keeps every U-Net stage an exact halving
-        self.size_multiple = 32 if mode == 'lr' else 32 // math.gcd(32, scale)
+        m = encoder_stride(arch)
+        self.size_multiple = m if mode == 'lr' else m // math.gcd(m, scale)
         if channels_last: self.to(memory_format=torch.channels_last)
 
     def enlarge(self, x: torch.Tensor) -> torch.Tensor:
@@ -224,7 +244,7 @@ class ModelConfig:
     pretrained: bool = False      # ImageNet encoder weights (downloaded; needs internet)
     weights: str | None = None    # local encoder state dict (.pth) instead
     size: int = 128               # HR tile size the U-Net is built for (any multiple of 32 runs)
-    self_attention: bool | None = None  # None: True (PSSR)
+    self_attention: bool | None = None  # None: True for the ResNets (PSSR), False otherwise (global: makes output depend on tile size)
     blur: bool | None = None            # None: True (PSSR)
     norm_type: str | None = None        # None: 'weight' (PSSR); 'batch', 'spectral', 'none'...
     residual: bool | None = None        # None: True in 'lr' mode (add bilinear ×scale of the centre frame)
@@ -240,7 +260,7 @@ class ModelConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise PssrInputError(k, f'must be a positive integer, got {v!r}', f'Give e.g. {getattr(ModelConfig, k)}')
         d = asdict(self)
-        d['self_attention'] = True if self.self_attention is None else bool(self.self_attention)
+        d['self_attention'] = (self.arch in RESNETS) if self.self_attention is None else bool(self.self_attention)
         d['blur'] = True if self.blur is None else bool(self.blur)
         d['norm_type'] = 'weight' if self.norm_type is None else _norm_name(self.norm_type)
         d['residual'] = (self.mode == 'lr') if self.residual is None else bool(self.residual)

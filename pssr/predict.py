@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['MULTIPLE', 'SPACE_UNITS', 'AXIS_TYPES', 'tile_starts', 'blend_ramp', 'check_tiling', 'reflect_pad', 'pad_to_multiple',
            'n_tiles', 'tile_edges', 'predict_tiled', 'get_device', 'dihedral', 'undo_dihedral', 'model_fn',
-           'model_name', 'as_model', 'activation_bytes_per_pixel', 'auto_tile', 'tiling_defaults', 'reflect_index',
-           'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path', 'is_zarr',
-           'provenance', 'predict_file', 'default_axes', 'ngff_multiscales', 'atomic_dir', 'create_ome_zarr',
+           'model_name', 'as_model', 'activation_bytes_per_pixel', 'auto_tile', 'size_robust', 'tiling_defaults',
+           'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path',
+           'is_zarr', 'provenance', 'predict_file', 'default_axes', 'ngff_multiscales', 'atomic_dir', 'create_ome_zarr',
            'default_chunks', 'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'zarr_percentile_range', 'halo_slices',
            'read_block', 'predict_zarr', 'cli_predict', 'add_cli']
 
@@ -179,6 +179,7 @@ def as_model(model:torch.nn.Module|str|Path, # a network with `.scale`/`.n_frame
         from pssr.learner import load_model
         model, rec = load_model(p)
         model.model_name = p.with_suffix('').name if p.suffix in ('.pth', '.json') else p.name
+        model.train_lr_size = rec.get('train_lr_size')  # LR crop side it was trained on (None in older models)
         norm = rec.get('normalization') or {}
         model.percentiles = (norm.get('pmin', PMIN), norm.get('pmax', PMAX))
     for a in ('scale', 'n_frames'):
@@ -211,8 +212,20 @@ def auto_tile(model:torch.nn.Module, bs:int=4, tta:bool=False,
     px = frac * free / (live * activation_bytes_per_pixel(model) * bs * (2 if tta else 1))
     return int(np.clip(int(np.sqrt(px)) // MULTIPLE * MULTIPLE, 64, cap))
 
+def size_robust(model:torch.nn.Module) -> bool:
+    "Whether `model`'s output is independent of the tile size: no global self-attention, deepest stage >= 4 px on its training crops."
+    cfg, lr_size = getattr(model, 'config', None), getattr(model, 'train_lr_size', None)
+    if cfg is None or not lr_size: return True  # not a recorded PSSR model: nothing says otherwise
+    from pssr.models import encoder_stride
+    side = lr_size * (cfg.scale if cfg.mode == 'upsampled' else 1)
+    return not cfg.self_attention and side // encoder_stride(cfg.arch) >= 4
+
 def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None, bs:int=4, tta:bool=False) -> tuple[int, int]:
-    "`tile` (from free memory when None) and `overlap` (32 LR px, or a quarter of a small tile, when None)."
+    "`tile` (from free memory when None; the training crop size for a tile-size-dependent model) and `overlap` (32 LR px, or a quarter of a small tile)."
+    if tile is None and not size_robust(model):
+        tile = model.train_lr_size
+        warnings.warn(f'{model_name(model)} was trained on {tile} px crops and its output depends on the tile size '
+                      f'(self-attention or a tiny deepest stage): restoring in {tile} px tiles')
     tile = tile or auto_tile(model, bs, tta)
     if overlap is None: overlap = min(32, tile // 4)
     check_tiling(tile, overlap)

@@ -268,3 +268,23 @@ def test_pssr_main_exit_code(tmp_path, capsys):
     assert main(['predict', str(tmp_path / 'm.pth'), str(tmp_path / 'nope.tif'), '-o', str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert 'nope.tif' in err and 'input not found' in err and len(err.strip().splitlines()) == 1
+
+
+# --- a trained model does not depend on the tiling ---------------------------------------------------------------
+
+def test_trained_model_tiling_agrees(tmp_path):
+    "Default tiling, tiles of the training crop size and of 4x that size give the same PSNR within 0.05 dB."
+    from pssr.data import synthetic, write_synthetic
+    from pssr.crappify import EMCrappifier
+    from pssr.evaluate import psnr_normalized
+    from pssr.learner import TrainConfig, train
+    write_synthetic(tmp_path/'hr', 'em', n=3, size=256, seed=0)
+    cfg = TrainConfig(name='tiles', hr=str(tmp_path/'hr'), arch='lr_resnet', scale=4, size=64, bs=4, epochs=3, lr=3e-3,
+                      tiles_per_image=16, models_dir=str(tmp_path/'m'))
+    train(cfg)
+    model = tmp_path/'m'/'tiles.pth'
+    gt = synthetic('em', n=1, size=512, seed=7)[0]
+    lr = EMCrappifier(4)(gt, 0)
+    train_lr = cfg.size // cfg.scale  # 16 LR px
+    scores = {t: psnr_normalized(gt, restore(model, lr, tile=t, progress=False)) for t in (None, train_lr, 4 * train_lr)}
+    assert max(scores.values()) - min(scores.values()) <= 0.05, scores

@@ -235,3 +235,97 @@ def test_cli_bad_input_exit_2(hr_dir, tmp_path, args, msg):
 def test_cli_no_data_exit_2():
     code, out, err = run_cli('--epochs', 1)
     assert code == 2 and 'no training data' in err
+
+
+# --- time budget, best weights, presets --------------------------------------------------------------
+
+def test_minutes_ends_within_budget(hr_dir, tmp_path):
+    "`minutes` sizes the one-cycle schedule so the whole run (data, model, validation, saving) ends within ±10 % of it."
+    import time
+    cfg = tiny(hr_dir, tmp_path, minutes=0.25, name='budget', arch='lr_resnet', tiles_per_image=8)
+    t = time.perf_counter(); train(cfg); wall = time.perf_counter() - t
+    assert 0.9 * 15 <= wall <= 1.1 * 15, f'{wall:.1f} s for a 15 s budget'
+    rec = json.loads((tmp_path/'models'/'budget.json').read_text())
+    s = rec['schedule']
+    assert s['minutes'] == 0.25 and s['epochs'] == len(rec['history']) >= 1
+    assert s['total_steps'] >= s['epochs'] and s['step_s'] > 0 and 0 < s['elapsed_s'] <= 1.1 * 15
+    assert rec['config']['minutes'] == 0.25
+
+
+def test_best_validation_weights_are_kept(hr_dir, tmp_path):
+    "The saved weights are those of the best validation epoch; the JSON records the best and the last scores."
+    class SpoilLastEpoch(Callback):  # make the last epoch's weights clearly worse
+        order = 40
+        def before_validate(self):
+            if self.epoch == self.n_epoch - 1:
+                with torch.no_grad():
+                    for p in self.model.parameters(): p.add_(torch.randn_like(p) * 0.5)
+    cfg = tiny(hr_dir, tmp_path, epochs=2, lr=1e-4, name='best')
+    learn = train(cfg, cbs=[SpoilLastEpoch()])
+    rec = json.loads((tmp_path/'models'/'best.json').read_text())
+    assert rec['metrics']['epoch'] == 1 and rec['last_metrics']['epoch'] == 2
+    assert rec['metrics']['valid_loss'] < rec['last_metrics']['valid_loss']
+    model, _ = load_model(tmp_path/'models'/'best.pth')
+    xb, yb = learn.dls.valid.one_batch()
+    with torch.no_grad(): loss = learn.loss_func(model(xb.as_subclass(torch.Tensor)), yb).item()
+    assert np.isclose(loss, rec['metrics']['valid_loss'], rtol=0.05, atol=1e-6), (loss, rec['metrics'])
+
+
+def test_presets_and_invalid_minutes(hr_dir, tmp_path):
+    from pssr.learner import PRESETS
+    cfg = TrainConfig.from_preset('pssr-resnet34', hr=str(hr_dir))
+    assert cfg.arch == 'resnet34' and cfg.mode == 'lr' and cfg.size == 128
+    assert TrainConfig.from_preset('pssr-original').mode == 'upsampled'
+    assert TrainConfig().arch == 'lr_resnet' and set(PRESETS) >= {'pssr-resnet34', 'pssr-original'}
+    with pytest.raises(PssrInputError, match='preset'): TrainConfig.from_preset('nope')
+    for bad in (0, -1, float('nan'), 'ten', True):
+        with pytest.raises(PssrInputError, match='minutes'): tiny(hr_dir, tmp_path, minutes=bad)
+
+
+def test_cli_minutes_and_preset(hr_dir, tmp_path):
+    code, out, err = run_cli('--hr', hr_dir, '--preset', 'pssr-resnet34', '--arch', ARCH, '--scale', SCALE, '--size', SIZE,
+                             '--bs', 2, '--tiles', 2, '--valid-pct', 0.34, '--minutes', 0.1, '--name', 'budget_cli',
+                             '--models-dir', tmp_path/'m')
+    assert code == 0, err
+    assert 'Time budget 0.1 min' in out and 'Best validation' in out
+    rec = json.loads((tmp_path/'m'/'budget_cli.json').read_text())
+    assert rec['config']['minutes'] == 0.1 and rec['config']['arch'] == ARCH and rec['config']['lr'] == 1e-3
+    assert rec['schedule']['epochs'] >= 1
+    code, out, err = run_cli('--hr', hr_dir, '--minutes', -2, '--models-dir', tmp_path/'m')
+    assert code == 2 and 'minutes' in err
+
+
+# --- training for the acquisition to restore (--match) ----------------------------------------------------
+
+def test_match_fits_noise_and_pixel_size(tmp_path):
+    "`match` fits the physical crappifier's noise to the real LR image and resamples HR to its pixel size / scale."
+    import dataclasses
+    from pssr.crappify import PhysicalCrappifier, fit_crappifier
+    from pssr.data import synthetic
+    from pssr.io import write_tiff
+    from pssr.learner import match_config
+    truth_hr = synthetic('cell', n=1, size=1024, seed=3)[0]
+    camera = PhysicalCrappifier(scale=4, psf_sigma=0, photons=12, read_noise=3, gain=2.5, offset=100, bits=16)
+    lr_path = write_tiff(tmp_path/'lr.tif', camera.adu(truth_hr, 0).astype(np.uint16), pixel_size=0.2)  # 200 nm LR pixels
+    (tmp_path/'hr').mkdir()
+    write_tiff(tmp_path/'hr'/'a.tif', (synthetic('cell', n=1, size=512, seed=4)[0] * 4000).astype(np.uint16), pixel_size=0.025)
+    cfg = TrainConfig(name='m', hr=str(tmp_path/'hr'), match=str(lr_path), scale=4, size=64, bs=2, epochs=1,
+                      tiles_per_image=2, arch='lr_resnet', models_dir=str(tmp_path/'models'))
+    m = match_config(cfg)
+    assert m.hr_pixel_size == pytest.approx(0.05)  # 200 nm / 4
+    c = m.get_crappifier()
+    assert c == dataclasses.replace(fit_crappifier(lr_path), scale=4)  # exactly the fit, at the training scale
+    assert c.gain == pytest.approx(2.5, rel=0.3)  # and the fit finds the camera
+    learn = train(cfg)  # the 25 nm HR image is resampled to 50 nm before cropping
+    assert learn.dls.pssr_tiles['tfm'].stacks[0].shape == (1, 256, 256)
+    rec = json.loads((tmp_path/'models'/'m.json').read_text())
+    assert rec['config']['match'] == str(lr_path) and rec['config']['hr_pixel_size'] == pytest.approx(0.05)
+    assert rec['crappifier']['name'] == 'PhysicalCrappifier'
+    assert rec['data']['split']['hr_pixel_size'] == pytest.approx(0.05)
+
+
+def test_match_cli_and_errors(hr_dir, tmp_path):
+    code, out, err = run_cli('--hr', hr_dir, '--match', tmp_path/'missing.tif', '--models-dir', tmp_path/'m')
+    assert code == 2 and 'missing.tif' in err
+    code, out, err = run_cli('--hr', hr_dir, '--hr-pixel-size', -1, '--models-dir', tmp_path/'m')
+    assert code == 2 and 'hr_pixel_size' in err
