@@ -446,6 +446,7 @@ class Deadline(Callback):
         if self.training and time.perf_counter() - self.start > self.limit:
             warnings.warn(f'training passed {self.limit / 60:.1f} min (110 % of its budget; the machine got slower than measured): '
                           'stopping with the best weights so far')
+            self.learn.pssr_cut = True  # the weights now are mid-epoch and unvalidated
             raise CancelFitException()
 
 # %% ../nbs/05_learner.ipynb #b9bfa63d
@@ -512,9 +513,9 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     return learn
 
 def use_best_weights(learn:Learner) -> Learner:
-    "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one)."
+    "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one, or training was cut short)."
     best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
-    if best and hist and best['epoch'] != hist[-1]['epoch']:
+    if best and hist and (best['epoch'] != hist[-1]['epoch'] or getattr(learn, 'pssr_cut', False)):
         _unwrap(learn.model).load_state_dict(best['model'])
         print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
     return learn

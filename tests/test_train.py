@@ -329,3 +329,18 @@ def test_match_cli_and_errors(hr_dir, tmp_path):
     assert code == 2 and 'missing.tif' in err
     code, out, err = run_cli('--hr', hr_dir, '--hr-pixel-size', -1, '--models-dir', tmp_path/'m')
     assert code == 2 and 'hr_pixel_size' in err
+
+
+def test_deadline_stops_a_run_that_slows_down(hr_dir, tmp_path):
+    "If the machine becomes slower than planned, training stops at 110 % of the budget and keeps the best weights."
+    import time
+    class SlowDownAfterFirstEpoch(Callback):  # another job starts: every step now takes 0.5 s longer
+        def after_batch(self):
+            if self.training and self.epoch >= 1: time.sleep(0.5)
+    cfg = tiny(hr_dir, tmp_path, minutes=0.1, name='slow', tiles_per_image=8)
+    t = time.perf_counter()
+    with pytest.warns(UserWarning, match='110 %'): train(cfg, cbs=[SlowDownAfterFirstEpoch()])
+    wall = time.perf_counter() - t
+    assert wall <= 1.1 * 6 + 2, wall  # the deadline, plus one slowed step and saving
+    rec = json.loads((tmp_path/'models'/'slow.json').read_text())
+    assert rec['history'] and rec['metrics']['epoch'] <= len(rec['history'])
