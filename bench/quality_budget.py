@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pssr.io import atomic_write, list_images, read_image, shared_data_dir, write_tiff
 from pssr.crappify import get_crappifier
-from pssr.evaluate import evaluate_image
+from pssr.evaluate import evaluate_image, _synthetic_items
 
 RESULTS = ROOT / 'bench' / 'results' / 'quality_budget.json'
 BASE = dict(crappifier='em', scale=4)
@@ -68,14 +68,8 @@ def datasets(data: Path, holdout: int, workdir: Path):
 
 
 def lr_gt_pairs(paths, seed: int):
-    "(name, LR, GT) per image: GT = percentile-normalised HR cropped to a multiple of 4, LR = PSSR's EM crappifier (seeded)."
-    from pssr.io import normalize_percentile
-    crap, rng, out = get_crappifier('em', 4), np.random.default_rng(seed), []
-    for p in paths:
-        hr = read_image(p)[0]
-        gt = normalize_percentile(hr[:hr.shape[0] // 4 * 4, :hr.shape[1] // 4 * 4]).astype(np.float32)
-        out.append((p.stem, np.asarray(crap(gt, rng), np.float32), gt))
-    return out
+    "(name, LR, GT) per image, made as `pssr evaluate --crappifier em` makes them (normalised GT, seeded EM crappifier x4)."
+    return [(name, lr, gt) for name, lr, gt, _, _ in _synthetic_items(paths, get_crappifier('em', 4), seed)]
 
 
 def score(pairs, predict) -> dict:

@@ -612,8 +612,7 @@ def save_model(learn_or_model:Learner|PSSRNet, # a trained `Learner` or its mode
     model = _unwrap(model)
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _torch_save(state, stem.with_suffix('.pth'))
+    _torch_save(cpu_state(model), stem.with_suffix('.pth'))
     with atomic_write(stem.with_suffix('.json'), 'w') as f: json.dump(model_record(model, config, learn), f, indent=2)
     return stem.with_suffix('.pth')
 
