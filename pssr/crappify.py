@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
-from .io import (PssrInputError, read_image, write_tiff, atomic_write, list_images,
-                     normalize_percentile, percentile_range)
+from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, write_tiff, atomic_write, atomic_dir, check_not_constant,
+                     check_output, cli_number, list_images, normalize_percentile, percentile_range)
 
 # %% auto #0
 __all__ = ['DOWNSAMPLE_METHODS', 'ALIGNMENTS', 'BINNINGS', 'CRAPPIFIER_NAMES', 'FG_FRACTION', 'MAX_TRIES', 'as_rng',
@@ -158,10 +158,14 @@ class Crappifier:
     @staticmethod
     def load(path) -> Crappifier:
         "Read a crappifier written by `save`."
+        hint = 'Give a file written by Crappifier.save or `pssr fit-crappifier`'
         try: d = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise PssrInputError(path, f'cannot read a crappifier JSON ({e.__class__.__name__})', 'Give a file written by Crappifier.save or `pssr fit-crappifier`') from None
-        return Crappifier.from_dict(d)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PssrInputError(path, f'cannot read a crappifier JSON ({e.__class__.__name__})', hint) from None
+        if not isinstance(d, dict): raise PssrInputError(path, f'holds a JSON {type(d).__name__}, not a crappifier object', hint)
+        try: return Crappifier.from_dict(d)
+        except PssrInputError as e: raise PssrInputError(path, e.problem, e.hint) from None  # name the file
+        except (ValueError, TypeError) as e: raise PssrInputError(path, f'invalid crappifier parameters ({e})', hint) from None
 
 def map_frames(f, x: np.ndarray) -> np.ndarray:
     "Apply `f` to a 2D image or to each frame of an `(N, Y, X)` stack; float32 out."
@@ -598,9 +602,10 @@ def crappify_folder(hr_dir, out_dir, crappifier: Crappifier | str = 'em', tile: 
     files, out_dir = list_images(hr_dir), Path(out_dir)
     (out_dir / 'hr').mkdir(parents=True, exist_ok=True); (out_dir / 'lr').mkdir(parents=True, exist_ok=True)
     pairs, rows = [], []
-    with tqdm(total=len(files) * n_tiles, desc='crappify', disable=not progress) as bar:
+    with tqdm(total=len(files) * n_tiles, desc='crappify', disable=None if progress else True) as bar:  # None: no bar off a terminal
         for i, path in enumerate(files):
             img, meta = read_image(path)
+            check_not_constant(img, path)  # `train` refuses it too: nothing to learn
             if _as_stack(img).shape[0] < n_frames:
                 warnings.warn(f'{path}: skipped, it has fewer than {n_frames} frames'); bar.update(n_tiles); continue
             img = normalize_percentile(img)
@@ -626,15 +631,22 @@ def _write_csv(path: Path, rows: list[dict]):
 
 # %% ../nbs/01_crappify.ipynb #d1dc38b0
 def run_crappify(args: argparse.Namespace) -> int:
-    "`pssr crappify`: write HR/LR tile pairs."
+    "`pssr crappify`: write HR/LR tile pairs (a complete set, replacing an old one only with `--overwrite`)."
+    reads = [args.hr_dir] + [p for p in (args.fit, args.crappifier) if p and str(p).lower().endswith(('.json',) + IMAGE_SUFFIXES)]
+    out = check_output(args.out_dir, reads, args.overwrite, folder=True, option='OUT_DIR')
     crappifier = fit_crappifier(args.fit, scale=args.scale) if args.fit else get_crappifier(args.crappifier, args.scale)
-    pairs = crappify_folder(args.hr_dir, args.out_dir, crappifier, tile=args.tile, n_tiles=args.n_tiles,
-                            seed=args.seed, n_frames=args.frames)
+    list_images(args.hr_dir)  # a missing or empty folder fails before the output is created
+    with atomic_dir(out, reads) as tmp:
+        pairs = crappify_folder(args.hr_dir, tmp, crappifier, tile=args.tile, n_tiles=args.n_tiles,
+                                seed=args.seed, n_frames=args.frames)
     print(f'wrote {len(pairs)} HR/LR tile pairs to {args.out_dir} (crappifier: {type(crappifier).__name__}, scale {crappifier.scale})')
     return 0
 
 def run_fit(args: argparse.Namespace) -> int:
     "`pssr fit-crappifier`: fit a PhysicalCrappifier to a real low-resolution image and save it as JSON."
+    if not str(args.output).lower().endswith('.json'):
+        raise PssrInputError(args.output, '-o/--output must be a .json file name', 'e.g. -o crappifier.json')
+    check_output(args.output, [p for p in (args.lr, args.hr) if p], args.overwrite, option='-o/--output')
     c = fit_crappifier(args.lr, hr=args.hr, scale=args.scale, offset=args.offset)
     c.save(args.output)
     print(f'{args.output}: photons={c.photons:.4g} read_noise={c.read_noise:.3g} e- gain={c.gain:.4g} ADU/e- offset={c.offset:.4g}')
@@ -648,17 +660,19 @@ def add_cli(subparsers) -> None:
     p.add_argument('out_dir', help='output folder (gets hr/, lr/, crappifier.json, tiles.csv)')
     p.add_argument('--crappifier', default='em', help="em | fluo | physical | none | FILE.json (default: em)")
     p.add_argument('--fit', metavar='LR_IMAGE', default=None, help='fit a physical crappifier to this real low-resolution image instead')
-    p.add_argument('--scale', type=int, default=4, help='downsampling factor (default 4)')
-    p.add_argument('--tile', type=int, default=256, help='HR tile size in pixels (default 256)')
-    p.add_argument('--n-tiles', type=int, default=10, help='tiles per image (default 10)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--frames', type=int, default=1, help='consecutive frames per LR tile (5 for PSSR multi-frame)')
+    p.add_argument('--scale', type=cli_number(int, 1), default=4, help='downsampling factor (default 4)')
+    p.add_argument('--tile', type=cli_number(int, 1), default=256, help='HR tile size in pixels (default 256)')
+    p.add_argument('--n-tiles', type=cli_number(int, 1), default=10, help='tiles per image (default 10)')
+    p.add_argument('--seed', type=cli_number(int, 0), default=0)
+    p.add_argument('--frames', type=cli_number(int, 1), default=1, help='consecutive frames per LR tile (5 for PSSR multi-frame)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
     p.set_defaults(func=run_crappify)
     f = subparsers.add_parser('fit-crappifier', help='fit a crappifier to a real low-resolution image',
                               description="Estimate the detector's noise from a real low-resolution image and write a crappifier JSON.")
     f.add_argument('lr', help='real low-resolution / low-SNR image')
     f.add_argument('--hr', default=None, help='its registered high-resolution / high-SNR partner (optional)')
-    f.add_argument('--scale', type=int, default=1, help='HR pixel / LR pixel ratio of the crappifier (default 1)')
-    f.add_argument('--offset', type=float, default=None, help="the camera's offset in ADU, if known")
+    f.add_argument('--scale', type=cli_number(int, 1), default=1, help='HR pixel / LR pixel ratio of the crappifier (default 1)')
+    f.add_argument('--offset', type=cli_number(float), default=None, help="the camera's offset in ADU, if known")
     f.add_argument('-o', '--output', required=True, help='crappifier JSON to write')
+    f.add_argument('--overwrite', action='store_true', help='replace an existing JSON')
     f.set_defaults(func=run_fit)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
-from .io import (PssrInputError, IN_TEST, atomic_write, list_images, read_image, write_tiff,
-                     normalize_percentile)
+from .io import (PssrInputError, IN_TEST, atomic_dir, atomic_write, check_output, cli_number, list_images, read_image,
+                     write_tiff, normalize_percentile)
 from .data import synthetic
 from .crappify import get_crappifier
 from .learner import TrainConfig, train
@@ -180,8 +180,16 @@ def run_demo(data:str|Path|None=None, # folder of your HR images; None: the embe
              cfg:DemoConfig|None=None, # settings; None: `DemoConfig()`
              progress:bool=True) -> pd.DataFrame:
     "Train on HR images, restore held-out images, print and save bilinear-vs-model PSNR/SSIM; returns the table."
-    cfg, outdir, t0 = cfg or DemoConfig(), Path(outdir), time.time()
-    outdir.mkdir(parents=True, exist_ok=True)
+    cfg, final, t0 = cfg or DemoConfig(), Path(outdir), time.time()
+    train_config(Path(data or final), final, cfg)  # options checked before anything is written
+    if data is not None: list_images(data)
+    with atomic_dir(final, [data] if data else []) as outdir:  # the whole folder appears when complete, or not at all
+        table = _run_demo(data, outdir, cfg, progress)
+    print(f"model saved as {final/'models'/'demo.pth'} (+ .json); figures in {final}; total {time.time() - t0:.0f} s")
+    return table
+
+def _run_demo(data, outdir:Path, cfg:DemoConfig, progress:bool) -> pd.DataFrame:
+    "The demo's steps, writing into `outdir`."
     with atomic_write(outdir/'demo_config.json', 'w') as f: json.dump(asdict(cfg), f, indent=2)
     train_dir, test_paths = write_embedded(outdir, cfg) if data is None else split_user_data(data, outdir, cfg)
     print(f'training on {len(list_images(train_dir))} images in {train_dir}; {len(test_paths)} held out')
@@ -193,8 +201,6 @@ def run_demo(data:str|Path|None=None, # folder of your HR images; None: the embe
     save_figure(plot_overview(evs, table), outdir/'demo.png')
     plt.close('all')
     print(format_demo_table(table))
-    print(f"model saved as {outdir/'models'/'demo.pth'} (+ .json); figures in {outdir}; "
-          f'total {time.time() - t0:.0f} s')
     return table
 
 def format_demo_table(t:pd.DataFrame) -> str:
@@ -214,12 +220,13 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     d = DemoConfig()
     p.add_argument('--data', help='folder of your high-resolution images (default: embedded phantoms + skimage cell)')
     p.add_argument('-o', '--out', default='demo_output', help='output folder (default: %(default)s)')
-    p.add_argument('--minutes', type=float, default=d.minutes, help='training time budget (default: %(default)s)')
-    p.add_argument('--epochs', type=int, default=None, help='train for this many epochs instead of --minutes')
+    p.add_argument('--minutes', type=cli_number(float, above=0), default=d.minutes, help='training time budget (default: %(default)s)')
+    p.add_argument('--epochs', type=cli_number(int, 1), default=None, help='train for this many epochs instead of --minutes')
     p.add_argument('--arch', default=d.arch, help="U-Net encoder (default: pssr train's)")
     p.add_argument('--crappifier', default=d.crappifier, help='em | fluo | physical | FILE.json (default: %(default)s)')
-    p.add_argument('--size', type=int, default=d.size, help="HR training crop in px (default: pssr train's)")
-    p.add_argument('--seed', type=int, default=d.seed)
+    p.add_argument('--size', type=cli_number(int, 1), default=d.size, help="HR training crop in px (default: pssr train's)")
+    p.add_argument('--seed', type=cli_number(int, 0), default=d.seed)
+    p.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
     p.add_argument('--device', default=None, help='cpu | cuda (default: CUDA if available)')
     p.add_argument('--quick', action='store_true', help='a tiny run (seconds) to check the installation')
     p.set_defaults(func=run_demo_cli)
@@ -231,6 +238,7 @@ def run_demo_cli(args) -> int:
     for k in ('arch', 'crappifier', 'size', 'seed', 'device', 'minutes'):
         if not (args.quick and k in ('size', 'minutes')): setattr(cfg, k, getattr(args, k))
     if args.epochs is not None: cfg.epochs, cfg.minutes = args.epochs, None
+    check_output(args.out, [args.data] if args.data else [], args.overwrite, folder=True, option='-o/--out')
     run_demo(args.data, args.out, cfg)
     return 0
 

@@ -18,8 +18,8 @@ from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
-from .io import (PMAX, PMIN, PssrInputError, atomic_write, list_images, normalize_percentile,
-                     percentile_range, read_image)
+from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
+                     list_images, normalize_percentile, percentile_range, read_image)
 
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'ALIGNMENTS', 'METRICS', 'check_pair',
@@ -322,7 +322,7 @@ def format_summary(summary: pd.DataFrame) -> str:
 def match_pairs(lr, hr) -> list[tuple[Path, Path]]:
     "Pair LR and HR images: two folders matched by file stem, or two equally long lists in order."
     if isinstance(lr, (str, Path)) and isinstance(hr, (str, Path)):
-        lrs, hrs = {p.stem: p for p in list_images(lr)}, {p.stem: p for p in list_images(hr)}
+        lrs, hrs = [{p.stem: p for p in check_unique_stems(list_images(d))} for d in (lr, hr)]
         for stem in sorted(set(lrs) ^ set(hrs)):
             have, missing = ('LR', hr) if stem in lrs else ('HR', lr)
             raise PssrInputError(str(lrs.get(stem) or hrs.get(stem)), f'{have} image has no partner in {missing}',
@@ -414,10 +414,17 @@ def run_evaluate_cli(args) -> int:
     if bool(args.lr) == bool(args.crappifier):
         raise PssrInputError('pssr evaluate', 'give either --lr (real pairs) or --crappifier (synthetic), not both or neither',
                              'Add --lr LR_FOLDER, or --crappifier em|fluo|physical|FILE.json')
-    common = dict(outdir=args.outdir, pixel_size=args.pixel_size, progress=not args.no_progress)
-    if args.lr: evaluate_pairs(args.model, args.lr, args.hr, align=args.align or 'centers', **common)
-    else: evaluate_synthetic(args.model, args.hr, args.crappifier, seed=args.seed, scale=args.scale,
-                             align=args.align, **common)
+    model = Path(args.model) if args.model else None
+    reads = [p for p in (args.hr, args.lr, args.crappifier if str(args.crappifier).lower().endswith('.json') else None) if p]
+    reads += [model, model.with_suffix('.pth'), model.with_suffix('.json')] if model else []
+    out = check_output(args.outdir, reads, args.overwrite, folder=True, option='-o/--outdir')
+    for d in (args.hr, args.lr):
+        if d: list_images(d)  # missing or empty folders fail before the report is started
+    with atomic_dir(out, reads) as tmp:  # a complete report, or none: never a mix of old and new files
+        common = dict(outdir=tmp, pixel_size=args.pixel_size, progress=not args.no_progress)
+        if args.lr: evaluate_pairs(args.model, args.lr, args.hr, align=args.align or 'centers', **common)
+        else: evaluate_synthetic(args.model, args.hr, args.crappifier, seed=args.seed, scale=args.scale,
+                                 align=args.align, **common)
     return 0
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
@@ -428,9 +435,10 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--lr', help='folder of real low-resolution images, matched to --hr by file name')
     p.add_argument('--hr', required=True, help='folder of high-resolution ground-truth images')
     p.add_argument('--crappifier', help="synthetic mode: degrade --hr with 'em', 'fluo', 'physical' or a crappifier .json")
-    p.add_argument('--scale', type=int, help='synthetic mode without model: upscaling factor (default 4)')
-    p.add_argument('--pixel-size', type=float, help='HR pixel size in µm, to report FRC resolution in nm')
-    p.add_argument('--seed', type=int, default=0, help='random seed of the synthetic degradation')
+    p.add_argument('--scale', type=cli_number(int, 1), help='synthetic mode without model: upscaling factor (default 4)')
+    p.add_argument('--pixel-size', type=cli_number(float, above=0), help='HR pixel size in µm, to report FRC resolution in nm')
+    p.add_argument('--seed', type=cli_number(int, 0), default=0, help='random seed of the synthetic degradation')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
     p.add_argument('--align', choices=ALIGNMENTS, help="baselines' pixel alignment (default: 'centers' for real "
                    "pairs, the crappifier's own for synthetic)")
     p.add_argument('-o', '--outdir', required=True, help='output folder for CSVs and PNGs')

@@ -5,11 +5,15 @@
 # %% ../nbs/00_io.ipynb #95dd260e
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
+import math
 import os
 import re
+import shutil
 import tempfile
+import uuid
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -18,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'shared_data_dir', 'PssrInputError', 'atomic_write', 'ImageMeta',
-           'check_image', 'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'list_images',
+__all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'shared_data_dir', 'PssrInputError', 'atomic_write',
+           'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number', 'ImageMeta', 'check_image',
+           'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'list_images', 'check_unique_stems',
            'percentile_range', 'normalize_percentile', 'denormalize']
 
 # %% ../nbs/00_io.ipynb #7fe30250
@@ -90,6 +95,114 @@ def atomic_write(path, mode: str = 'wb', inputs=(), **open_kwargs):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_io.ipynb #ee683747
+_TMP_RE = r'\.{name}\.(?:[a-z0-9_]{{8}}\.tmp|tmp-[0-9a-f]{{8}})'
+
+def clean_stale_tmp(path) -> list[Path]:
+    "Remove what killed runs left beside `path`: `.NAME.xxxxxxxx.tmp` files and `.NAME.tmp-xxxxxxxx` folders; return them."
+    path = Path(path)
+    if not path.parent.is_dir(): return []
+    pat = re.compile(_TMP_RE.format(name=re.escape(path.name)))
+    stale = [p for p in path.parent.iterdir() if pat.fullmatch(p.name)]
+    for p in stale:
+        if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+        else: p.unlink(missing_ok=True)
+    return stale
+
+def _inside(a, b) -> bool:
+    "True if `a` is `b` or lies inside the folder `b` (resolved paths)."
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or b in a.parents
+
+def _clash(path: Path, inputs, folder: bool):
+    "The first input that `path` would overwrite (or that would be written into / replaced with it), else None."
+    for inp in inputs or ():
+        inp = Path(inp)
+        if folder and (_inside(path, inp) or _inside(inp, path)): return inp
+        if not folder and (_inside(path, inp) or (path.exists() and inp.exists() and os.path.samefile(inp, path))): return inp
+    return None
+
+def _check_writable(path: Path, option: str):
+    "Raise unless the nearest existing folder above `path` is a folder we can create files in."
+    above = next(p for p in path.parents if p.exists() or p == p.parent)
+    if not above.is_dir():
+        raise PssrInputError(path, f'{option} lies under {above}, which is a file, not a folder', 'choose another location')
+    try: fd, probe = tempfile.mkstemp(dir=above, prefix='.pssr-probe-')
+    except OSError as e:
+        raise PssrInputError(path, f'{option} cannot be written: folder {above} is not writable ({e.strerror})',
+                             'choose a folder you can write to, or fix its permissions') from None
+    os.close(fd); os.unlink(probe)
+
+def check_output(path, # the output file or folder
+                 inputs=(), # files and folders this run reads: never overwritten, written into or replaced
+                 overwrite: bool = False, # replace an existing output (`--overwrite`)
+                 folder: bool = False, # the output is a folder (an output set), not a file
+                 option: str = 'output', # how the user named it, for messages (e.g. '--models-dir')
+                ) -> Path:
+    "Preflight an output location before any work: not an input, the right kind, writable, not existing unless `overwrite`."
+    path = Path(path)
+    if str(path) == '': raise PssrInputError(option, 'is empty', 'give a file or folder name')
+    inp = _clash(path, inputs, folder)
+    if inp is not None:
+        raise PssrInputError(path, f'{option} would overwrite or write into the input {inp}', 'choose an output outside the inputs')
+    if path.exists() or path.is_symlink():
+        if folder and not path.is_dir():
+            raise PssrInputError(path, f'{option} is a file, but a folder is needed', 'choose a folder name (or remove the file)')
+        if not folder and path.is_dir():
+            raise PssrInputError(path, f'{option} is a folder, but a file name is needed', 'give a file name (or remove the folder)')
+        clean_stale_tmp(path)
+        if not overwrite and not (folder and not any(path.iterdir())):
+            raise PssrInputError(path, f'{option} already exists', 'pass --overwrite to replace it, or choose another name')
+    else: clean_stale_tmp(path)
+    _check_writable(path, option)
+    return path
+
+def os_error(e: OSError, path=None) -> PssrInputError:
+    "An `OSError` met while writing or reading `path` as a one-line `PssrInputError` naming the file."
+    hints = {PermissionError: 'check the permissions, or choose another location',
+             IsADirectoryError: 'a folder is in the way: give a file name', NotADirectoryError: 'a file is in the way: choose another location',
+             FileExistsError: 'pass --overwrite to replace it, or choose another name'}
+    hint = next((h for t, h in hints.items() if isinstance(e, t)), 'check the location (disk full? removable drive?)')
+    return PssrInputError(getattr(e, 'filename', None) or path or '?', e.strerror or str(e) or type(e).__name__, hint)
+
+
+# %% ../nbs/00_io.ipynb #f0fe8f62
+@contextlib.contextmanager
+def atomic_dir(path, # the output folder (an output set: tiles + CSV + JSON, a report, an OME-Zarr)
+               inputs=(), # never replaced
+              ):
+    "A temp folder beside `path`, renamed onto `path` when the block succeeds (replacing an old set) and removed on any error."
+    path = Path(path)
+    inp = _clash(path, inputs, folder=True)
+    if inp is not None: raise PssrInputError(path, f'the output would replace the input {inp}', 'choose another output folder')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent/f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}'
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = path.parent/f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}'
+        if path.exists(): os.rename(path, old)  # the old set stays complete until the new one is in place
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_io.ipynb #546d7880
+def cli_number(kind=int, # int or float
+               minimum=None, # smallest allowed value
+               above=None, # values must be greater than this
+              ):
+    "An argparse `type=` for finite numbers of `kind`, at least `minimum` / more than `above`: a bad value is a one-line usage error."
+    def parse(s: str):
+        try: v = kind(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(v): raise argparse.ArgumentTypeError(f'{s!r} is not a finite number')
+        if minimum is not None and v < minimum: raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {s}')
+        if above is not None and v <= above: raise argparse.ArgumentTypeError(f'must be > {above}, got {s}')
+        return v
+    parse.__name__ = kind.__name__
+    return parse
+
 # %% ../nbs/00_io.ipynb #f3f74094
 @dataclass
 class ImageMeta:
@@ -126,7 +239,7 @@ def check_ndim(data: np.ndarray, meta=None, ndims=2) -> np.ndarray:
     path, axes = (meta.path, meta.axes) if isinstance(meta, ImageMeta) else (meta, None)
     got = f"axes '{axes}' ({data.ndim}D)" if axes else f'{data.ndim} dimensions'
     want = ' or '.join(f'{n}D' for n in ndims)
-    hint = ('select one plane with channel=, z= or t= when reading it' if data.ndim > max(ndims)
+    hint = ('select one plane with --channel (Python: channel=, z=, t=)' if data.ndim > max(ndims)
             else 'give a stack (e.g. a multi-page TIFF with Z or T frames)')
     raise PssrInputError(path, f'image has {got} but {want} is needed', hint)
 
@@ -323,6 +436,7 @@ def _check_file(path) -> Path:
         raise PssrInputError(path, f"unsupported file type '{path.suffix}'",
                              f"supported: {', '.join(IMAGE_SUFFIXES)}; export the image as TIFF")
     if path.stat().st_size == 0: raise PssrInputError(path, 'file is empty (0 bytes)', 'copy or export it again')
+    if not os.access(path, os.R_OK): raise PssrInputError(path, 'permission denied: the file cannot be read', 'check its permissions')
     return path
 
 def _index(n: int, i: int, what: str, path) -> int:
@@ -359,7 +473,7 @@ def _channels_error(path, n: int, names) -> PssrInputError:
     "The error for a multi-channel image read without `channel=`, listing the channels."
     listing = ', '.join(f'{k}={nm}' for k, nm in enumerate(names)) if names and len(names) == n else f'0..{n-1}'
     return PssrInputError(path, f'image has {n} channels ({listing}) and no channel was chosen',
-                          "pick one with channel=<index or name> (channels are never averaged), or channel='all'")
+                          "pick one with --channel <index or name> (Python: channel=); channels are never averaged")
 
 def read_image(path, channel: int | str | None = None, z: int | None = None, t: int | None = None
               ) -> tuple[np.ndarray, ImageMeta]:
@@ -447,6 +561,18 @@ def list_images(folder, recursive: bool = False) -> list[Path]:
     if not images:
         raise PssrInputError(folder, 'folder holds no images', f"supported: {', '.join(IMAGE_SUFFIXES)}")
     return images
+
+# %% ../nbs/00_io.ipynb #467c56df
+def check_unique_stems(paths, what: str = 'image') -> list[Path]:
+    "Raise `PssrInputError` if two of `paths` share a file name without extension (their outputs or partners would collide)."
+    seen = {}
+    for p in map(Path, paths):
+        stem = p.name[:-len(''.join(p.suffixes[-2:]))] if p.name.lower().endswith('.ome.tif') else p.stem
+        if stem in seen:
+            raise PssrInputError(p, f'has the same name as {seen[stem]}, so only one {what} could be used or written',
+                                 'rename one of them (e.g. p0.tif and p0.png, or a.tif from two folders)')
+        seen[stem] = p
+    return [Path(p) for p in paths]
 
 # %% ../nbs/00_io.ipynb #2bb1b641
 PMIN, PMAX = 0.1, 99.9

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #5f3724cf
 from __future__ import annotations
-import argparse, contextlib, copy, dataclasses, datetime, hashlib, inspect, json, math, os, platform, random, re, time, warnings
+import argparse, contextlib, copy, dataclasses, datetime, hashlib, inspect, json, math, os, platform, random, re, shutil, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np, torch
@@ -18,20 +18,21 @@ from fastai.optimizer import OptimWrapper, Adam
 from functools import partial
 from typing import Callable
 import pssr
-from .io import PssrInputError, atomic_write, list_images, read_image, PMIN, PMAX
+from .io import PssrInputError, atomic_write, check_output, cli_number, list_images, read_image, PMIN, PMAX
 from .crappify import Crappifier, get_crappifier, fit_crappifier
 from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
-from .models import pssr_unet, PSSRNet, ModelConfig
+from .models import ARCHS, pssr_unet, PSSRNet, ModelConfig
 from .losses import LOSSES, get_loss, psnr_metric, ssim_metric
 
 # %% auto #0
-__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'TrainConfig',
-           'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner', 'EpochSeed', 'checkpoint_dir',
-           'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'cpu_state', 'Checkpoint',
-           'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
-           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'train', 'use_best_weights', 'match_config',
-           'as_config', 'library_versions', 'describe_data', 'model_record', 'save_model', 'load_model', 'add_cli',
-           'config_from_args', 'train_cli']
+__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE',
+           'check_normalization', 'TrainConfig', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
+           'EpochSeed', 'checkpoint_dir', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints',
+           'load_checkpoint', 'cpu_state', 'Checkpoint', 'is_distributed', 'distrib_context',
+           'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule', 'plan_budget', 'Replan', 'Deadline',
+           'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'as_config', 'library_versions',
+           'describe_data', 'model_record', 'save_model', 'load_model', 'init_from', 'add_cli', 'config_from_args',
+           'train_reads', 'check_train_outputs', 'train_cli']
 
 # %% ../nbs/05_learner.ipynb #45526ad6
 MODES = ('lr', 'upsampled')
@@ -52,6 +53,24 @@ def _supported_kwargs(f, **kwargs) -> dict:
 def _check(ok:bool, field_name:str, problem:str, hint:str):
     "Raise `PssrInputError` naming the config field when `ok` is false."
     if not ok: raise PssrInputError(f'TrainConfig.{field_name}', problem, hint)
+
+# %% ../nbs/05_learner.ipynb #63893554
+def _read_json(path:Path, what:str):
+    "The parsed JSON in `path`; a missing, unreadable or malformed file is a `PssrInputError` naming it."
+    try: return json.loads(Path(path).read_text())
+    except FileNotFoundError: raise PssrInputError(path, f'{what} not found', 'check the path') from None
+    except OSError as e: raise PssrInputError(path, f'{what} cannot be read ({e.strerror})', 'check that it is a file you may read') from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PssrInputError(path, f'{what} is not valid JSON ({e})', 'restore the file (it was edited or truncated)') from None
+
+def check_normalization(rec:dict, path) -> tuple[float, float]:
+    "The `pmin`, `pmax` a model's JSON records (defaults if absent); an edited, invalid pair is a `PssrInputError` naming the file."
+    norm = rec.get('normalization') or {}
+    lo, hi = (norm.get('pmin', PMIN), norm.get('pmax', PMAX)) if isinstance(norm, dict) else (None, None)
+    nums = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi))
+    if not (nums and 0 <= lo < hi <= 100):
+        raise PssrInputError(path, f'invalid "normalization" {norm!r}', f'need 0 <= pmin < pmax <= 100 (defaults {PMIN}, {PMAX}): restore the file')
+    return float(lo), float(hi)
 
 # %% ../nbs/05_learner.ipynb #c9c1ffe5
 @dataclass
@@ -111,8 +130,13 @@ class TrainConfig:
         _check(self.size % self.scale == 0, 'size', f'{self.size} is not divisible by scale {self.scale}',
                f'use a multiple of {self.scale}, e.g. {max(self.scale, self.size // self.scale * self.scale)}')
         _check(self.mode in MODES, 'mode', f'unknown mode {self.mode!r}', f'use one of {MODES}')
-        _check(self.lr is None or (isinstance(self.lr, (int, float)) and self.lr > 0), 'lr',
+        _check(self.arch in ARCHS, 'arch', f'unknown architecture {self.arch!r}', f'use one of {ARCHS}')
+        _check(self.lr is None or (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0), 'lr',
                f'must be positive or None, got {self.lr!r}', 'e.g. 1e-3')
+        _check(isinstance(self.wd, (int, float)) and not isinstance(self.wd, bool) and math.isfinite(self.wd) and self.wd >= 0, 'wd',
+               f'must be a finite number >= 0, got {self.wd!r}', 'e.g. 1e-3 (0 for none)')
+        _check(self.device is None or (isinstance(self.device, str) and re.fullmatch(r'cpu|cuda(:\d+)?', self.device) is not None),
+               'device', f'unknown device {self.device!r}', "use 'cpu', 'cuda' or 'cuda:1' (or leave it out)")
         _check(0 < self.valid_pct < 1, 'valid_pct', f'must be in (0, 1), got {self.valid_pct}', 'e.g. 0.2')
         _check(0 <= self.pmin < self.pmax <= 100, 'pmin', f'need 0 <= pmin < pmax <= 100, got {self.pmin}, {self.pmax}',
                f'defaults are {PMIN}, {PMAX}')
@@ -167,14 +191,12 @@ class TrainConfig:
     def from_json(cls, path) -> 'TrainConfig':
         "Load a config written by `to_json` (or by hand)."
         path = Path(path)
-        try: d = json.loads(path.read_text())
-        except FileNotFoundError: raise PssrInputError(path, 'config file not found', 'check the path') from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PssrInputError(path, f'not valid JSON ({e})', 'fix or regenerate the file') from None
+        d = _read_json(path, 'config file')
         if not isinstance(d, dict): raise PssrInputError(path, 'is not a JSON object', 'write {"name": ..., ...}')
         d = d.get('config', d) if 'format' in d else d  # a model's `<name>.json` holds its config under 'config'
         if not isinstance(d, dict): raise PssrInputError(path, 'holds no training config', 'give a TrainConfig JSON')
-        return cls.from_dict(d)
+        try: return cls.from_dict(d)
+        except PssrInputError as e: raise PssrInputError(path, f'{e.path}: {e.problem}', e.hint) from None  # name the file
 
 # %% ../nbs/05_learner.ipynb #35c933d0
 def _dls_device(dls) -> torch.device:
@@ -206,7 +228,7 @@ def pssr_learner(dls, # `DataLoaders` from `pssr.data` (batches `(B, n_frames, h
     "A fastai `Learner` with the PSSR U-Net, `config.loss` and PSNR/SSIM metrics."
     torch.manual_seed(config.seed)  # same seed, same initial weights
     model = pssr_unet(**_supported_kwargs(pssr_unet, **config.model_kwargs()))
-    if config.init_model: model.load_state_dict(load_model(config.init_model)[0].state_dict())
+    if config.init_model: init_from(model, config.init_model)
     model.train_lr_size = config.size // config.scale  # `pssr.predict` tiles tile-size-dependent models at this size
     learn = Learner(dls, model, loss_func=get_loss(config.loss), metrics=[psnr_metric, ssim_metric], opt_func=opt_func_for(dls),
                     wd=config.wd, lr=config.lr or DEFAULT_LR, path=Path(config.models_dir), model_dir='.', cbs=cbs)
@@ -250,10 +272,11 @@ def _torch_load(path:Path, device='cpu'):
     "Load a tensor file, turning a missing or corrupt file into `PssrInputError`."
     path = Path(path)
     if not path.is_file(): raise PssrInputError(path, 'file not found', 'check the path or train a model first')
+    if not os.access(path, os.R_OK): raise PssrInputError(path, 'permission denied: the file cannot be read', 'check its permissions')
     try: return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise PssrInputError(path, f'cannot be read as a PyTorch file ({type(e).__name__})',
-                             'the file is corrupt or incomplete: delete it and re-train (or resume)') from None
+        raise PssrInputError(path, f'cannot be read as a PyTorch weights file ({type(e).__name__})',
+                             'it is incomplete or not written by pssr: copy it again from where it was saved') from None
 
 # %% ../nbs/05_learner.ipynb #413613a4
 def list_checkpoints(config:TrainConfig) -> list[Path]:
@@ -286,9 +309,10 @@ def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:
     return path
 
 def remove_checkpoints(config:TrainConfig):
-    "Delete `config`'s checkpoints (and their folder if it ends up empty)."
+    "Delete `config`'s checkpoints and their folder."
     for p in list_checkpoints(config): p.unlink(missing_ok=True)
-    with contextlib.suppress(OSError): checkpoint_dir(config).rmdir()
+    d = checkpoint_dir(config)
+    if d.is_dir() and not d.is_symlink(): shutil.rmtree(d, ignore_errors=True)  # with any temp files a killed save left
 
 def load_checkpoint(learn:Learner, path) -> dict:
     "Load weights and optimizer state from a checkpoint into `learn`; return the checkpoint dict."
@@ -489,6 +513,9 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
          ) -> Learner:
     "Train a PSSR model with one-cycle, checkpointing every epoch; save `<models_dir>/<name>.pth` + `.json`."
     config, t0 = match_config(as_config(config)), time.perf_counter()
+    if config.device and config.device.startswith('cuda') and not torch.cuda.is_available():
+        warnings.warn(f'{config.device} was requested but CUDA is not available: training on the CPU')
+        config = dataclasses.replace(config, device='cpu')
     if config.minutes and is_distributed():
         raise PssrInputError('TrainConfig.minutes', 'a time budget cannot be used across several processes (each would plan its own schedule)',
                              'use epochs with accelerate launch')
@@ -625,19 +652,32 @@ def load_model(path, # `<name>.pth`, `<name>.json` or the stem `models/<name>`
     jpath, wpath = stem.with_suffix('.json'), stem.with_suffix('.pth')
     if not jpath.is_file():
         raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {stem}.* exists')
-    try: rec = json.loads(jpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError): raise PssrInputError(jpath, 'is not valid JSON', 'the file is corrupt: re-save the model') from None
+    rec = _read_json(jpath, 'a model description (.json)')
     mc = rec.get('model') if isinstance(rec, dict) else None
     if not isinstance(mc, dict) or 'arch' not in mc:
         raise PssrInputError(jpath, 'has no "model" architecture section', 'it was not written by pssr.learner.save_model')
+    check_normalization(rec, jpath)
     # the state dict holds every weight: never fetch or read the encoder's initial weights again
-    model = pssr_unet(**_supported_kwargs(pssr_unet, **{**mc, 'pretrained': False, 'weights': None}))
+    try: model = pssr_unet(**_supported_kwargs(pssr_unet, **{**mc, 'pretrained': False, 'weights': None}))
+    except (TypeError, ValueError, KeyError, PssrInputError) as e:
+        raise PssrInputError(jpath, f'invalid "model" section ({e})', 'it was edited: restore the file written by pssr train') from None
     state = _torch_load(wpath)
     try: model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
         raise PssrInputError(wpath, f'weights do not match the architecture in {jpath.name} ({str(e).splitlines()[0]})',
                              'keep the .pth and .json of one model together') from None
     return model.to(device or 'cpu').eval(), rec
+
+# %% ../nbs/05_learner.ipynb #f155ea32
+def init_from(model:PSSRNet, path) -> PSSRNet:
+    "Load the weights of the saved model `path` into `model` (fine-tuning); a model of another scale/arch/frames/mode is a `PssrInputError`."
+    init = load_model(path)[0]
+    diff = [f'{a} {getattr(init, a, None)} (not {getattr(model, a, None)})' for a in ('scale', 'n_frames', 'mode', 'arch')
+            if getattr(init, a, None) != getattr(model, a, None)]
+    if diff: raise PssrInputError(path, f"--init-model has {', '.join(diff)}", 'fine-tune with the same --scale, --frames, --mode and --arch')
+    try: model.load_state_dict(init.state_dict())
+    except RuntimeError as e: raise PssrInputError(path, f'--init-model weights do not fit ({str(e).splitlines()[0]})', 'use the same architecture') from None
+    return model
 
 # %% ../nbs/05_learner.ipynb #2efad692
 _CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'match': 'match', 'hr_pixel_size': 'hr_pixel_size', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
@@ -657,28 +697,29 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--crappifier', help="'em' | 'fluo' | 'physical' | 'none' | FILE.json (default em)")
     p.add_argument('--match', metavar='LR_IMAGE', help='a real low-resolution acquisition to train for: fit the noise to it and '
                    'resample the HR images to its pixel size / scale')
-    p.add_argument('--hr-pixel-size', type=float, metavar='UM', help='resample the HR images to this pixel size (µm) first')
-    p.add_argument('--scale', type=int, help='upscaling factor (default 4)')
-    p.add_argument('--frames', type=int, help='consecutive input frames, odd (default 1)')
-    p.add_argument('--size', type=int, help=f'HR crop size in pixels (default {TrainConfig.size})')
-    p.add_argument('--bs', type=int, help=f'batch size (default {TrainConfig.bs})')
-    p.add_argument('--epochs', type=int, help=f'epochs (default {TrainConfig.epochs}; ignored with --minutes)')
-    p.add_argument('--minutes', type=float, help='time budget: fit the one-cycle schedule into this many minutes')
+    p.add_argument('--hr-pixel-size', type=cli_number(float, above=0), metavar='UM', help='resample the HR images to this pixel size (µm) first')
+    p.add_argument('--scale', type=cli_number(int, 1), help='upscaling factor (default 4)')
+    p.add_argument('--frames', type=cli_number(int, 1), help='consecutive input frames, odd (default 1)')
+    p.add_argument('--size', type=cli_number(int, 1), help=f'HR crop size in pixels (default {TrainConfig.size})')
+    p.add_argument('--bs', type=cli_number(int, 1), help=f'batch size (default {TrainConfig.bs})')
+    p.add_argument('--epochs', type=cli_number(int, 1), help=f'epochs (default {TrainConfig.epochs}; ignored with --minutes)')
+    p.add_argument('--minutes', type=cli_number(float, above=0), help='time budget: fit the one-cycle schedule into this many minutes')
     p.add_argument('--preset', choices=sorted(PRESETS), help='start from a named configuration (default: the measured default)')
-    p.add_argument('--lr', type=float, help=f'peak learning rate (default {TrainConfig.lr})')
+    p.add_argument('--lr', type=cli_number(float, above=0), help=f'peak learning rate (default {TrainConfig.lr})')
     p.add_argument('--loss', help=f"'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default {TrainConfig.loss})")
     p.add_argument('--arch', help=f'U-Net encoder (default {TrainConfig.arch}; --preset pssr-resnet34 for PSSR\'s)')
     p.add_argument('--mode', help="'lr' or 'upsampled' (default lr)")
     p.add_argument('--name', help='model name (default pssr)')
     p.add_argument('--models-dir', help='output folder (default models)')
-    p.add_argument('--seed', type=int, help='random seed (default 0)')
-    p.add_argument('--valid-pct', type=float, help='validation fraction (default 0.2)')
-    p.add_argument('--tiles', type=int, help='random crops per image per epoch (default 16)')
-    p.add_argument('--wd', type=float, help='weight decay (default 1e-3)')
+    p.add_argument('--seed', type=cli_number(int, 0), help='random seed (default 0)')
+    p.add_argument('--valid-pct', type=cli_number(float, above=0), help='validation fraction (default 0.2)')
+    p.add_argument('--tiles', type=cli_number(int, 1), help='random crops per image per epoch (default 16)')
+    p.add_argument('--wd', type=cli_number(float, 0), help='weight decay (default 1e-3)')
     p.add_argument('--weights', metavar='FILE.pth', help='local encoder (ResNet) state dict, instead of ImageNet download')
     p.add_argument('--init-model', metavar='MODEL', help='fine-tune: start from a saved PSSR model (.pth/.json)')
     p.add_argument('--device', help="'cpu', 'cuda', 'cuda:1'... (default: CUDA if available)")
     p.add_argument('--resume', action='store_true', help='continue from the last checkpoint')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing model of this name')
     p.set_defaults(func=train_cli)
     return p
 
@@ -694,9 +735,24 @@ def config_from_args(args) -> TrainConfig:
         raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR or --pairs LR_DIR HR_DIR (or --config)')
     return TrainConfig.from_dict(d)
 
+def train_reads(config:TrainConfig) -> list[Path]:
+    "Every file and folder a training run reads (never to be overwritten or written into)."
+    reads = [config.hr, config.lr_dir, config.hr_dir, config.match, config.weights]
+    if isinstance(config.crappifier, str) and config.crappifier.lower().endswith('.json'): reads.append(config.crappifier)
+    if config.init_model: reads += [_stem(config.init_model).with_suffix(e) for e in ('.pth', '.json')]
+    return [Path(p) for p in reads if p]
+
+def check_train_outputs(config:TrainConfig, overwrite:bool=False, reads=()) -> Path:
+    "Preflight of `pssr train`, before any data is read: the model files can be written, are not inputs, and are new unless `overwrite`."
+    stem, reads = _stem(Path(config.models_dir)/config.name), [*train_reads(config), *map(Path, reads)]
+    for ext in ('.pth', '.json'): check_output(stem.with_suffix(ext), reads, overwrite, option=f'model {config.name}{ext}')
+    check_output(checkpoint_dir(config), reads, overwrite=True, folder=True, option='checkpoint folder')
+    return stem.with_suffix('.pth')
+
 def train_cli(args) -> int:
     "Run `pssr train`."
     config = config_from_args(args)
+    check_train_outputs(config, args.overwrite, [args.config] if args.config else [])
     learn = train(config)
     stem = Path(config.models_dir)/config.name
     print(f'Saved model: {stem}.pth (+ {stem.name}.json)')

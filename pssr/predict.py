@@ -7,12 +7,12 @@ __all__ = ['MULTIPLE', 'SPACE_UNITS', 'AXIS_TYPES', 'tile_starts', 'blend_ramp',
            'n_tiles', 'tile_edges', 'predict_tiled', 'get_device', 'dihedral', 'undo_dihedral', 'model_fn',
            'model_name', 'as_model', 'activation_bytes_per_pixel', 'auto_tile', 'size_robust', 'tiling_defaults',
            'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path',
-           'is_zarr', 'provenance', 'predict_file', 'default_axes', 'ngff_multiscales', 'atomic_dir', 'create_ome_zarr',
+           'is_zarr', 'provenance', 'predict_file', 'default_axes', 'ngff_multiscales', 'create_ome_zarr',
            'default_chunks', 'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'zarr_percentile_range', 'halo_slices',
-           'read_block', 'predict_zarr', 'cli_predict', 'add_cli']
+           'read_block', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict', 'add_cli']
 
 # %% ../nbs/06_predict.ipynb #facce3f8
-import argparse, os, shutil, uuid, warnings
+import argparse, os, warnings
 from contextlib import ExitStack, contextmanager
 from math import gcd
 from pathlib import Path
@@ -24,8 +24,8 @@ import torch
 import zarr
 from tqdm.auto import tqdm
 
-from .io import (EPS, IN_TEST, PMAX, PMIN, ImageMeta, PssrInputError, check_image, denormalize,
-                     normalize_percentile, percentile_range, read_image, write_tiff)
+from .io import (EPS, IN_TEST, PMAX, PMIN, ImageMeta, PssrInputError, atomic_dir, check_image, check_output,
+                     check_unique_stems, cli_number, denormalize, normalize_percentile, percentile_range, read_image, write_tiff)
 
 # %% ../nbs/06_predict.ipynb #c2594e03
 MULTIPLE = 32  # the U-Net needs LR sides that are multiples of this; tiles are reflect-padded to it
@@ -361,20 +361,6 @@ def ngff_multiscales(axes:str, scale:list[float], name:str='image') -> dict:
     ds = [{'path': '0', 'coordinateTransformations': [{'type': 'scale', 'scale': [float(v) for v in scale]}]}]
     return {'multiscales': [{'version': '0.4', 'name': name, 'axes': ax, 'datasets': ds}]}
 
-@contextmanager
-def atomic_dir(path:Path|str, inputs=()) -> Iterator[Path]:
-    "A temporary folder beside `path`, renamed to `path` on success and removed on any error or interrupt."
-    path = Path(path)
-    if any(path.resolve() == Path(i).resolve() for i in inputs):
-        raise PssrInputError(path, 'the output would overwrite the input', 'choose another output folder')
-    tmp = path.parent / f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}'
-    try:
-        yield tmp
-        if path.exists(): shutil.rmtree(path)
-        os.rename(tmp, path)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-
 def create_ome_zarr(path:Path, shape:tuple, chunks:tuple, axes:str, scale:list[float], dtype='float32', name='image') -> zarr.Array:
     "An empty single-resolution OME-Zarr image at `path` (zarr format 2); returns its array."
     g = zarr.open_group(str(path), mode='w', zarr_format=2)
@@ -507,10 +493,27 @@ def predict_zarr(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
     return out
 
 # %% ../nbs/06_predict.ipynb #fdda2baa
-def cli_predict(args:argparse.Namespace) -> int:
-    "Run `pssr predict`: restore every input with one model."
+def cli_outputs(inputs:list, outdir, tta:bool=False) -> list[Path]:
+    "Every path `pssr predict` will write for `inputs` into `outdir` (`<stem>_pssr` and, with `tta`, `<stem>_pssr_std`)."
+    outs = []
+    for f in inputs:
+        suffix = '.zarr' if is_zarr(f) else '.tif'
+        outs += [output_path(f, outdir, suffix, tag) for tag in (('_pssr', '_pssr_std') if tta else ('_pssr',))]
+    return outs
+
+def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
+    "Preflight of `pssr predict`: inputs exist with distinct names; every output is writable, not an input, new unless `--overwrite`."
     missing = [f for f in args.inputs if not Path(f).exists()]
     if missing: raise PssrInputError(missing[0], 'input not found', 'check the path (quote names with spaces)')
+    check_unique_stems(args.inputs, 'output')
+    model = Path(args.model)
+    reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
+    check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--outdir') if Path(args.outdir).is_file() else None
+    return [check_output(o, reads, args.overwrite, folder=is_zarr(o), option='output') for o in cli_outputs(args.inputs, args.outdir, args.tta)]
+
+def cli_predict(args:argparse.Namespace) -> int:
+    "Run `pssr predict`: restore every input with one model."
+    check_cli_outputs(args)
     net = as_model(args.model, args.device)
     for f in args.inputs:
         out = predict_file(net, f, args.outdir, args.tile, args.overlap, args.bs, args.tta, not args.quiet,
@@ -526,9 +529,10 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('model', help='trained model (.pth written by `pssr train`)')
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='low-resolution image files or .zarr folders')
     p.add_argument('-o', '--outdir', required=True, help='output folder')
-    p.add_argument('--tile', type=int, default=None, help='tile side in input pixels (default: from free memory)')
-    p.add_argument('--overlap', type=int, default=None, help='tile overlap in input pixels (default: 32)')
-    p.add_argument('--bs', type=int, default=4, help='tiles per batch (default: 4)')
+    p.add_argument('--tile', type=cli_number(int, 1), default=None, help='tile side in input pixels (default: from free memory)')
+    p.add_argument('--overlap', type=cli_number(int, 0), default=None, help='tile overlap in input pixels (default: 32)')
+    p.add_argument('--bs', type=cli_number(int, 1), default=4, help='tiles per batch (default: 4)')
+    p.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
     p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda if available')
     p.add_argument('--channel', type=lambda v: int(v) if v.isdigit() else v, default=None,

@@ -336,5 +336,6 @@ def test_cli_errors_exit_2(tmp_path, hr_folder, capsys):
     try: rc = cli.main(['crappify', str(hr_folder), str(tmp_path / 'o'), '--crappifier', 'nonsense'])
     except ImportError as e: pytest.skip(f'another module is not ready: {e}')
     assert rc == 2 and 'unknown crappifier' in capsys.readouterr().err
-    assert cli.main(['crappify', str(hr_folder), str(tmp_path / 'o'), '--scale', '0']) == 2
+    with pytest.raises(SystemExit) as e: cli.main(['crappify', str(hr_folder), str(tmp_path / 'o'), '--scale', '0'])
+    assert e.value.code == 2
     assert cli.main(['crappify', str(tmp_path / 'nowhere'), str(tmp_path / 'o')]) == 2
