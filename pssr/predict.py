@@ -12,7 +12,7 @@ __all__ = ['MULTIPLE', 'SPACE_UNITS', 'AXIS_TYPES', 'tile_starts', 'blend_ramp',
            'read_block', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict', 'add_cli']
 
 # %% ../nbs/06_predict.ipynb #facce3f8
-import argparse, os, warnings
+import argparse, os, shutil, warnings
 from contextlib import ExitStack, contextmanager
 from math import gcd
 from pathlib import Path
