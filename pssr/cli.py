@@ -11,7 +11,7 @@ from . import __version__
 from .io import PssrInputError
 
 # %% ../nbs/09_cli.ipynb #dbce4ac9
-SUBCOMMAND_MODULES = ('pssr.crappify', 'pssr.learner', 'pssr.predict', 'pssr.evaluate', 'pssr.demo')
+SUBCOMMAND_MODULES = ('pssr.crappify', 'pssr.learner', 'pssr.predict', 'pssr.evaluate', 'pssr.demo', 'pssr.bmz')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `pssr` parser with every module's subcommand."
