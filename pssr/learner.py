@@ -31,8 +31,8 @@ __all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BU
            'load_checkpoint', 'cpu_state', 'Checkpoint', 'is_distributed', 'distrib_context',
            'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule', 'plan_budget', 'Replan', 'Deadline',
            'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'as_config', 'library_versions',
-           'describe_data', 'model_record', 'save_model', 'load_model', 'init_from', 'add_cli', 'config_from_args',
-           'train_reads', 'check_train_outputs', 'train_cli']
+           'describe_data', 'model_record', 'save_model', 'model_from_record', 'load_model', 'init_from', 'add_cli',
+           'config_from_args', 'train_reads', 'check_train_outputs', 'train_cli']
 
 # %% ../nbs/05_learner.ipynb #45526ad6
 MODES = ('lr', 'upsampled')
@@ -644,29 +644,39 @@ def save_model(learn_or_model:Learner|PSSRNet, # a trained `Learner` or its mode
     return stem.with_suffix('.pth')
 
 # %% ../nbs/05_learner.ipynb #5d8ef6c0
-def load_model(path, # `<name>.pth`, `<name>.json` or the stem `models/<name>`
+def model_from_record(rec:dict, # a model's JSON record (`model_record`)
+                      state:dict, # its state dict
+                      src='model', # what to name in errors (the JSON, the package)
+                      wsrc='weights', # what to name when the weights do not fit
+                     ) -> PSSRNet:
+    "Rebuild the network `rec` describes, with the weights `state`, in eval mode on the CPU."
+    mc = rec.get('model') if isinstance(rec, dict) else None
+    if not isinstance(mc, dict) or 'arch' not in mc:
+        raise PssrInputError(src, 'has no "model" architecture section', 'it was not written by pssr.learner.save_model')
+    check_normalization(rec, src)
+    # the state dict holds every weight: never fetch or read the encoder's initial weights again
+    try: model = pssr_unet(**_supported_kwargs(pssr_unet, **{**mc, 'pretrained': False, 'weights': None}))
+    except (TypeError, ValueError, KeyError, PssrInputError) as e:
+        raise PssrInputError(src, f'invalid "model" section ({e})', 'it was edited: restore the file written by pssr train') from None
+    try: model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise PssrInputError(wsrc, f'weights do not match the architecture in {Path(str(src)).name} ({str(e).splitlines()[0]})',
+                             'keep the .pth and .json of one model together') from None
+    return model.eval()
+
+def load_model(path, # `<name>.pth`, `<name>.json`, the stem `models/<name>`, or a bioimage.io package `.zip`
                device=None, # where to put the model; default CPU
               ) -> tuple[PSSRNet, dict]:
     "Rebuild a saved model in eval mode; return it with its JSON record."
+    if Path(path).suffix == '.zip':
+        from pssr.bmz import load_bmz  # optional extra: bioimage.io packages
+        return load_bmz(path, device)
     stem = _stem(path)
     jpath, wpath = stem.with_suffix('.json'), stem.with_suffix('.pth')
     if not jpath.is_file():
         raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {stem}.* exists')
     rec = _read_json(jpath, 'a model description (.json)')
-    mc = rec.get('model') if isinstance(rec, dict) else None
-    if not isinstance(mc, dict) or 'arch' not in mc:
-        raise PssrInputError(jpath, 'has no "model" architecture section', 'it was not written by pssr.learner.save_model')
-    check_normalization(rec, jpath)
-    # the state dict holds every weight: never fetch or read the encoder's initial weights again
-    try: model = pssr_unet(**_supported_kwargs(pssr_unet, **{**mc, 'pretrained': False, 'weights': None}))
-    except (TypeError, ValueError, KeyError, PssrInputError) as e:
-        raise PssrInputError(jpath, f'invalid "model" section ({e})', 'it was edited: restore the file written by pssr train') from None
-    state = _torch_load(wpath)
-    try: model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise PssrInputError(wpath, f'weights do not match the architecture in {jpath.name} ({str(e).splitlines()[0]})',
-                             'keep the .pth and .json of one model together') from None
-    return model.to(device or 'cpu').eval(), rec
+    return model_from_record(rec, _torch_load(wpath), jpath, wpath).to(device or 'cpu'), rec
 
 # %% ../nbs/05_learner.ipynb #f155ea32
 def init_from(model:PSSRNet, path) -> PSSRNet:

@@ -178,7 +178,7 @@ def as_model(model:torch.nn.Module|str|Path, # a network with `.scale`/`.n_frame
             raise PssrInputError(p, 'model file not found', 'pass the .pth written by `pssr train` (or save_model)')
         from pssr.learner import load_model
         model, rec = load_model(p)
-        model.model_name = p.with_suffix('').name if p.suffix in ('.pth', '.json') else p.name
+        model.model_name = p.with_suffix('').name if p.suffix in ('.pth', '.json', '.zip') else p.name
         model.train_lr_size = rec.get('train_lr_size')  # LR crop side it was trained on (None in older models)
         norm = rec.get('normalization') or {}
         model.percentiles = (norm.get('pmin', PMIN), norm.get('pmax', PMAX))
@@ -194,7 +194,9 @@ def activation_bytes_per_pixel(model:torch.nn.Module, probe:int=64) -> float:
     def hook(m, i, o):
         nonlocal biggest
         if isinstance(o, torch.Tensor): biggest = max(biggest, o.numel() * o.element_size())
-    hs = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    # TorchScript modules (bioimage.io packages) take no hooks: for them only the output is measured
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if m is model or not (list(m.children()) or isinstance(m, torch.jit.ScriptModule))]
     try:
         with torch.inference_mode(): model(torch.zeros(1, model.n_frames, probe, probe, device=dev))
     finally:
@@ -526,7 +528,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser('predict', help='restore low-resolution images with a trained model',
                               description='Restore images (TIFF, CZI, PNG...) or OME-Zarr volumes with a trained PSSR model. '
                                           'Writes OUTDIR/<name>_pssr.tif (or .zarr), and <name>_pssr_std with --tta.')
-    p.add_argument('model', help='trained model (.pth written by `pssr train`)')
+    p.add_argument('model', help='trained model (.pth written by `pssr train`) or a bioimage.io model package (.zip)')
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='low-resolution image files or .zarr folders')
     p.add_argument('-o', '--outdir', required=True, help='output folder')
     p.add_argument('--tile', type=cli_number(int, 1), default=None, help='tile side in input pixels (default: from free memory)')
