@@ -21,6 +21,7 @@ import pssr
 from .io import PssrInputError, atomic_write, check_output, cli_number, list_images, read_image, PMIN, PMAX
 from .crappify import Crappifier, get_crappifier, fit_crappifier
 from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
+from .selfsup import SELF_SUPERVISED, DEFAULT_RADIUS, noisy_dataloaders, otf_radius, SharpenFNSM, fnsm_modules
 from .models import ARCHS, pssr_unet, PSSRNet, ModelConfig
 from .losses import LOSSES, get_loss, psnr_metric, ssim_metric
 
@@ -30,9 +31,9 @@ __all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BU
            'EpochSeed', 'checkpoint_dir', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints',
            'load_checkpoint', 'cpu_state', 'Checkpoint', 'is_distributed', 'distrib_context',
            'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule', 'plan_budget', 'Replan', 'Deadline',
-           'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'as_config', 'library_versions',
-           'describe_data', 'model_record', 'save_model', 'model_from_record', 'load_model', 'init_from', 'add_cli',
-           'config_from_args', 'train_reads', 'check_train_outputs', 'train_cli']
+           'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'fnsm_config', 'as_config',
+           'library_versions', 'describe_data', 'model_record', 'save_model', 'model_from_record', 'load_model',
+           'init_from', 'add_cli', 'config_from_args', 'train_reads', 'check_train_outputs', 'train_cli']
 
 # %% ../nbs/05_learner.ipynb #45526ad6
 MODES = ('lr', 'upsampled')
@@ -107,6 +108,13 @@ class TrainConfig:
     fp16: str|bool = 'auto'            # mixed precision: 'auto' = on CUDA only
     resume: bool = False               # continue from the last checkpoint in `<models_dir>/<name>_ckpt`
     device: str|None = None            # 'cpu', 'cuda', 'cuda:1'...; None = CUDA if available
+    noisy: str|None = None             # folder of noisy stacks/images: self-supervised training, no clean data (`pssr.selfsup`)
+    self_supervised: str|None = None   # with `noisy`: 'time' (TiS) | 'space' (SiS) | 'subsample' (2D); None: from the files' axes
+    amend: bool = True                 # with `noisy`: rDL's amending constraint (neighbours) / half-pixel correction (sub-images)
+    fnsm: bool = False                 # end the network with a Fourier noise-suppression module (trainable radius)
+    fnsm_radius: float|None = None     # its initial radius (units of Nyquist); None: the OTF cut-off from `na`, `wavelength` and the pixel size, else 0.5
+    na: float|None = None              # numerical aperture (for the FNSM's initial radius)
+    wavelength: float|None = None      # emission wavelength in nm (for the FNSM's initial radius)
 
     def __post_init__(self): self.validate()
 
@@ -146,6 +154,20 @@ class TrainConfig:
         _check((self.lr_dir is None) == (self.hr_dir is None), 'lr_dir', 'pairs need both `lr_dir` and `hr_dir`',
                'pass both folders')
         _check(self.loss in LOSSES, 'loss', f'unknown loss {self.loss!r}', f'use one of {LOSSES}')
+        _check(self.noisy is None or (self.hr is None and self.lr_dir is None), 'noisy', 'noisy data and clean data are both given',
+               'train self-supervised (noisy) or from HR images / pairs, not both')
+        _check(self.self_supervised is None or self.self_supervised in SELF_SUPERVISED, 'self_supervised',
+               f'unknown mode {self.self_supervised!r}', f'use one of {SELF_SUPERVISED}')
+        _check(self.self_supervised is None or self.noisy is not None, 'self_supervised', 'self-supervision needs noisy data',
+               'pass noisy=FOLDER (pssr train --noisy DIR)')
+        _check(self.noisy is None or self.n_frames == 1, 'n_frames', 'self-supervised training takes one input frame',
+               'use n_frames=1 (--frames 1)')
+        for f in ('fnsm_radius', 'na', 'wavelength'):
+            v = getattr(self, f)
+            _check(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0), f,
+                   f'must be a positive number or None, got {v!r}', 'e.g. fnsm_radius=0.5, na=1.4, wavelength=520 (nm)')
+        _check((self.na is None) == (self.wavelength is None), 'na', 'the OTF cut-off needs both na and wavelength',
+               'give both (or neither)')
         if self.hr is not None: self.get_crappifier()  # unknown crappifier / wrong scale -> PssrInputError
         return self
 
@@ -159,7 +181,8 @@ class TrainConfig:
     def model_kwargs(self) -> dict:
         "The architecture part of the config, as `pssr_unet` arguments."
         return dict(arch=self.arch, scale=self.scale, n_frames=self.n_frames, mode=self.mode,
-                    pretrained=self.pretrained, weights=self.weights, size=self.size, channels_last=self.channels_last)
+                    pretrained=self.pretrained, weights=self.weights, size=self.size, channels_last=self.channels_last,
+                    fnsm=self.fnsm, fnsm_radius=self.fnsm_radius)
 
     def model_config(self) -> ModelConfig:
         "The architecture part of the config as a `pssr.models.ModelConfig`."
@@ -483,8 +506,10 @@ def config_dataloaders(config:TrainConfig):
         return hr_dataloaders(config.hr, config.get_crappifier(), **_supported_kwargs(hr_dataloaders, **kw))
     if config.lr_dir is not None:
         return pair_dataloaders(config.lr_dir, config.hr_dir, **_supported_kwargs(pair_dataloaders, **kw))
+    if config.noisy is not None:
+        return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **_supported_kwargs(noisy_dataloaders, **kw))
     raise PssrInputError('TrainConfig', 'no training data given',
-                         'pass hr=FOLDER (pssr train --hr DIR) or lr_dir + hr_dir (pssr train --pairs LR_DIR HR_DIR)')
+                         'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --pairs LR_DIR HR_DIR) or noisy=FOLDER (--noisy DIR)')
 
 # %% ../nbs/05_learner.ipynb #5b2fccd4
 def _resume_state(learn:Learner, config:TrainConfig) -> dict:
@@ -512,7 +537,7 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
           dls=None, # prebuilt `DataLoaders` (default: from the config's data options)
          ) -> Learner:
     "Train a PSSR model with one-cycle, checkpointing every epoch; save `<models_dir>/<name>.pth` + `.json`."
-    config, t0 = match_config(as_config(config)), time.perf_counter()
+    config, t0 = fnsm_config(match_config(as_config(config))), time.perf_counter()
     if config.device and config.device.startswith('cuda') and not torch.cuda.is_available():
         warnings.warn(f'{config.device} was requested but CUDA is not available: training on the CPU')
         config = dataclasses.replace(config, device='cpu')
@@ -530,6 +555,7 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     if start < epochs:
         budget = [Replan(plan, t0, config.minutes * 60 * BUDGET_MARGIN, config.seed), Deadline(t0, config.minutes * 60 * 1.1)] if plan else []
         cbs = [EpochSeed(config.seed), Checkpoint(config, learn.pssr_history, ck.get('smooth_loss'), plan, learn.pssr_best)] + budget + list(cbs or [])
+        if fnsm_modules(learn.model): cbs.append(SharpenFNSM())
         fit_one_cycle_maybe_distributed(learn, epochs, config.lr or DEFAULT_LR, start_epoch=start, cbs=cbs)
     learn.pssr_plan = None if plan is None else {**plan, 'elapsed_s': round(time.perf_counter() - t0, 1)}
     use_best_weights(learn)
@@ -557,6 +583,26 @@ def match_config(config:TrainConfig) -> TrainConfig:
           + (f'HR images resampled to {hr_px * 1000:.4g} nm pixels' if hr_px else 'no pixel size in it, so HR images keep theirs'))
     return dataclasses.replace(config, crappifier=fitted.to_dict(), hr_pixel_size=hr_px)
 
+def _first_pixel_size(folder) -> float|None:
+    "The pixel size (µm) recorded in the first image of `folder` (or the file itself), if any."
+    p = Path(folder)
+    try: first = list_images(p)[0] if p.is_dir() else p
+    except PssrInputError: return None
+    return read_image(first)[1].pixel_size
+
+def fnsm_config(config:TrainConfig) -> TrainConfig:
+    "`config` with the FNSM's initial radius resolved: the OTF cut-off (`na`, `wavelength`, output pixel size) if known, else `DEFAULT_RADIUS`."
+    if not config.fnsm or config.fnsm_radius is not None: return config
+    radius, src = DEFAULT_RADIUS, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
+    if config.na:
+        data = config.noisy or config.hr or config.hr_dir
+        px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
+        if px and config.noisy: px = px / config.scale  # the FNSM filters the output, `scale` times finer
+        if px: radius, src = min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
+        else: src = 'half the Nyquist radius (no pixel size in the data)'
+    print(f'FNSM: initial radius {radius:.3f} × Nyquist, {src}')
+    return dataclasses.replace(config, fnsm_radius=round(float(radius), 6))
+
 def as_config(config) -> TrainConfig:
     "Accept a `TrainConfig`, a dict, or a JSON path."
     if isinstance(config, TrainConfig): return config
@@ -579,6 +625,7 @@ def describe_data(config:TrainConfig) -> dict:
         return {'folder': str(Path(d).resolve()), 'files': [p.name for p in files], 'sha256': h.hexdigest()}
     if config.hr is not None: return {'kind': 'hr', 'hr': _folder(config.hr)}
     if config.lr_dir is not None: return {'kind': 'pairs', 'lr': _folder(config.lr_dir), 'hr': _folder(config.hr_dir)}
+    if config.noisy is not None: return {'kind': 'noisy', 'noisy': _folder(config.noisy), 'self_supervised': config.self_supervised, 'amend': config.amend}
     return {'kind': 'dataloaders'}
 
 def _dls_meta(learn) -> dict:
@@ -627,6 +674,7 @@ def model_record(model:PSSRNet, config:TrainConfig|dict|None, learn=None) -> dic
             'metrics': _epoch_metrics(learn, 'best') if learn is not None else {},  # of the saved (best-validation) weights
             'last_metrics': _epoch_metrics(learn, 'last') if learn is not None else {},
             'schedule': getattr(learn, 'pssr_plan', None),
+            'fnsm': [{'radius': round(float(m.radius.detach()), 6), 'steepness': float(m.steepness)} for m in fnsm_modules(model)] or None,  # learned
             'history': list(getattr(learn, 'pssr_history', None) or [])}
 
 def save_model(learn_or_model:Learner|PSSRNet, # a trained `Learner` or its model
@@ -693,7 +741,8 @@ def init_from(model:PSSRNet, path) -> PSSRNet:
 _CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'match': 'match', 'hr_pixel_size': 'hr_pixel_size', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
                'bs': 'bs', 'epochs': 'epochs', 'minutes': 'minutes', 'lr': 'lr', 'loss': 'loss', 'arch': 'arch', 'mode': 'mode',
                'models_dir': 'models_dir', 'seed': 'seed', 'valid_pct': 'valid_pct', 'tiles': 'tiles_per_image',
-               'wd': 'wd', 'weights': 'weights', 'init_model': 'init_model', 'device': 'device'}
+               'wd': 'wd', 'weights': 'weights', 'init_model': 'init_model', 'device': 'device',
+               'self_supervised': 'self_supervised', 'fnsm_radius': 'fnsm_radius', 'na': 'na', 'wavelength': 'wavelength'}
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
     "Register `pssr train`."
@@ -703,12 +752,20 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument('--hr', metavar='DIR', help='folder of high-resolution images, crappified on the fly')
     src.add_argument('--pairs', nargs=2, metavar=('LR_DIR', 'HR_DIR'), help='folders of matching LR/HR images')
+    src.add_argument('--noisy', metavar='DIR', help='folder of noisy time-lapses, volumes or images only: self-supervised training (see --self-supervised)')
+    p.add_argument('--self-supervised', choices=SELF_SUPERVISED, help='with --noisy: neighbour frames (time, TiS), slices (space, SiS) '
+                   'or interleaved sub-images of 2D images (subsample); default: from the files\' axes')
+    p.add_argument('--no-amend', action='store_true', help='with --noisy: without the amending constraint (plain Noise2Noise on neighbours)')
+    p.add_argument('--fnsm', action='store_true', help='end the network with a Fourier noise-suppression module (trainable radius)')
+    p.add_argument('--fnsm-radius', type=cli_number(float, above=0), help='initial FNSM radius in units of Nyquist (default: OTF cut-off from --na/--wavelength, else 0.5)')
+    p.add_argument('--na', type=cli_number(float, above=0), help='numerical aperture (FNSM initial radius)')
+    p.add_argument('--wavelength', type=cli_number(float, above=0), metavar='NM', help='emission wavelength in nm (FNSM initial radius)')
     p.add_argument('--config', metavar='FILE.json', help='load a TrainConfig (options given here override it)')
     p.add_argument('--crappifier', help="'em' | 'fluo' | 'physical' | 'none' | FILE.json (default em)")
     p.add_argument('--match', metavar='LR_IMAGE', help='a real low-resolution acquisition to train for: fit the noise to it and '
                    'resample the HR images to its pixel size / scale')
     p.add_argument('--hr-pixel-size', type=cli_number(float, above=0), metavar='UM', help='resample the HR images to this pixel size (µm) first')
-    p.add_argument('--scale', type=cli_number(int, 1), help='upscaling factor (default 4)')
+    p.add_argument('--scale', type=cli_number(int, 1), help='upscaling factor (default 4; 1 with --noisy: a denoiser)')
     p.add_argument('--frames', type=cli_number(int, 1), help='consecutive input frames, odd (default 1)')
     p.add_argument('--size', type=cli_number(int, 1), help=f'HR crop size in pixels (default {TrainConfig.size})')
     p.add_argument('--bs', type=cli_number(int, 1), help=f'batch size (default {TrainConfig.bs})')
@@ -740,14 +797,19 @@ def config_from_args(args) -> TrainConfig:
     d.update({f: getattr(args, a) for a, f in _CLI_FIELDS.items() if getattr(args, a, None) is not None})
     if args.hr is not None: d.update(hr=args.hr, lr_dir=None, hr_dir=None)
     if args.pairs is not None: d.update(hr=None, lr_dir=args.pairs[0], hr_dir=args.pairs[1])
+    if getattr(args, 'noisy', None) is not None:
+        d.update(noisy=args.noisy, hr=None, lr_dir=None, hr_dir=None)
+        if args.scale is None and 'scale' not in d: d['scale'] = 1  # a denoiser unless --scale asks for more
+    if getattr(args, 'no_amend', False): d['amend'] = False
+    if getattr(args, 'fnsm', False): d['fnsm'] = True
     if args.resume: d['resume'] = True
-    if d.get('hr') is None and d.get('lr_dir') is None:
-        raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR or --pairs LR_DIR HR_DIR (or --config)')
+    if d.get('hr') is None and d.get('lr_dir') is None and d.get('noisy') is None:
+        raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR, --pairs LR_DIR HR_DIR or --noisy DIR (or --config)')
     return TrainConfig.from_dict(d)
 
 def train_reads(config:TrainConfig) -> list[Path]:
     "Every file and folder a training run reads (never to be overwritten or written into)."
-    reads = [config.hr, config.lr_dir, config.hr_dir, config.match, config.weights]
+    reads = [config.hr, config.lr_dir, config.hr_dir, config.noisy, config.match, config.weights]
     if isinstance(config.crappifier, str) and config.crappifier.lower().endswith('.json'): reads.append(config.crappifier)
     if config.init_model: reads += [_stem(config.init_model).with_suffix(e) for e in ('.pth', '.json')]
     return [Path(p) for p in reads if p]

@@ -207,11 +207,13 @@ def centre_frame(x: torch.Tensor) -> torch.Tensor:
 class PSSRNet(nn.Module):
     "Maps `(B, n_frames, h, w)` low-resolution frames to `(B, 1, h*scale, w*scale)`."
     def __init__(self, unet: nn.Module, scale: int, n_frames: int, mode: str, arch: str,
-                 head: nn.Module | None = None, residual: bool = False, channels_last: bool = False, config: ModelConfig | None = None):
+                 head: nn.Module | None = None, residual: bool = False, channels_last: bool = False, config: ModelConfig | None = None,
+                 fnsm: nn.Module | None = None):
         super().__init__()
         self.unet, self.head = unet, head
         self.scale, self.n_frames, self.mode, self.arch = scale, n_frames, mode, arch
         self.residual, self.channels_last, self.config = residual, channels_last, config
+        self.fnsm = fnsm  # optional last stage: `pssr.selfsup.FNSM` (Fourier noise suppression)
         # smallest input-size step that keeps every U-Net stage an exact halving
         m = encoder_stride(arch)
         self.size_multiple = m if mode == 'lr' else m // math.gcd(m, scale)
@@ -231,6 +233,7 @@ class PSSRNet(nn.Module):
         if self.head is not None: out = self.head(out)
         for h in getattr(self.unet, 'sfs', []): h.stored = None  # free the skip activations (and keep deepcopy working)
         if self.residual: out = out + self.enlarge(centre_frame(x))
+        if self.fnsm is not None: out = self.fnsm(out)
         return out.contiguous()
 
 # %% ../nbs/03_models.ipynb #ef5c7086
@@ -250,6 +253,8 @@ class ModelConfig:
     residual: bool | None = None        # None: True in 'lr' mode (add bilinear ×scale of the centre frame)
     channels_last: bool = False         # channels_last memory format (faster on some CPUs/GPUs)
     head_features: int = 64             # feature maps entering the 'lr' mode upsampling head
+    fnsm: bool = False                  # end with a Fourier noise-suppression module (`pssr.selfsup.FNSM`, trainable radius)
+    fnsm_radius: float | None = None    # its initial radius (units of Nyquist); None: `pssr.selfsup.DEFAULT_RADIUS`
 
     def resolved(self) -> ModelConfig:
         "A copy with the mode defaults filled in and values checked."
@@ -300,15 +305,20 @@ def build_model(cfg: ModelConfig) -> PSSRNet:
         if c.residual: zero_last_conv(head)  # start as exact bilinear upscaling; training learns the correction
     else:
         unet, head = dynamic_unet(encoder, 1, c.size, c.blur, c.self_attention, nt), None
-    return PSSRNet(unet, c.scale, c.n_frames, c.mode, c.arch, head=head, residual=c.residual,
+    fnsm = None
+    if c.fnsm:
+        from pssr.selfsup import FNSM  # imported here: the self-supervision module builds on pssr.data
+        fnsm = FNSM(c.fnsm_radius)
+    return PSSRNet(unet, c.scale, c.n_frames, c.mode, c.arch, head=head, residual=c.residual, fnsm=fnsm,
                    channels_last=c.channels_last, config=c)
 
 def pssr_unet(arch: str = 'resnet34', scale: int = 4, n_frames: int = 1, mode: str = 'lr', pretrained: bool = False,
               weights=None, size: int = 128, self_attention: bool | None = None, blur: bool | None = None,
-              norm_type=None, residual: bool | None = None, channels_last: bool = False, head_features: int = 64) -> PSSRNet:
+              norm_type=None, residual: bool | None = None, channels_last: bool = False, head_features: int = 64,
+              fnsm: bool = False, fnsm_radius: float | None = None) -> PSSRNet:
     "The PSSR U-Net mapping `(B, n_frames, h, w)` -> `(B, 1, h*scale, w*scale)`; see `ModelConfig` for the arguments."
     return build_model(ModelConfig(arch, scale, n_frames, mode, pretrained, weights, size, self_attention, blur,
-                                   norm_type, residual, channels_last, head_features))
+                                   norm_type, residual, channels_last, head_features, fnsm, fnsm_radius))
 
 # %% ../nbs/03_models.ipynb #06115dfe
 def conv_macs(model: nn.Module, x: torch.Tensor) -> int:

@@ -1,0 +1,94 @@
+"Self-supervised training from the command line (`pssr train --noisy`): tiny runs, the FNSM saved and reloaded, bad options exit 2."
+import contextlib, io, json
+import numpy as np
+import pytest
+import torch
+from pssr.cli import main
+from pssr.data import synthetic_timelapse
+from pssr.io import write_tiff
+from pssr.learner import load_model, TrainConfig
+from pssr.predict import restore
+from pssr.selfsup import FNSM, fnsm_modules
+
+torch.set_num_threads(1)
+TINY = ['--arch', 'unet_small', '--size', 32, '--bs', 2, '--tiles', 2, '--epochs', 1]
+
+
+def run_cli(*argv) -> tuple[int, str, str]:
+    "`pssr train ...` in-process: (exit code, stdout, stderr)."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: code = main(['train', *map(str, argv)])
+        except SystemExit as e: code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope='module')
+def noisy_dir(tmp_path_factory):
+    "Two noisy 6-frame time-lapses (uint16, Poisson) and nothing clean."
+    d = tmp_path_factory.mktemp('noisy')
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        clean = synthetic_timelapse(6, 48, seed=i)
+        write_tiff(d / f'movie_{i}.tif', rng.poisson(clean * 200).astype(np.uint16), pixel_size=0.1, axes='TYX')
+    return d
+
+
+def test_cli_tis_fnsm_trains_saves_reloads(noisy_dir, tmp_path):
+    m = tmp_path / 'm'
+    code, out, err = run_cli('--noisy', noisy_dir, '--self-supervised', 'time', '--fnsm', '--na', 1.2, '--wavelength', 520,
+                             '--name', 'dn', '--models-dir', m, *TINY)
+    assert code == 0, err
+    rec = json.loads((m / 'dn.json').read_text())
+    assert rec['config']['noisy'] == str(noisy_dir) and rec['config']['self_supervised'] == 'time' and rec['config']['amend']
+    assert rec['scale'] == 1 and rec['data']['kind'] == 'noisy'  # --noisy without --scale: a denoiser
+    r0 = rec['model']['fnsm_radius']
+    assert abs(r0 - 4 * 1.2 * 0.1 / 0.520) < 1e-4  # initial radius = OTF cut-off 2 NA / λ at 100 nm pixels
+    net, rec2 = load_model(m / 'dn')
+    (fn,) = fnsm_modules(net)
+    assert isinstance(fn, FNSM) and abs(float(fn.radius.detach()) - rec['fnsm'][0]['radius']) < 1e-5
+    assert float(fn.steepness) == rec['fnsm'][0]['steepness']
+    img = np.random.default_rng(1).poisson(synthetic_timelapse(1, 48, seed=5)[0] * 200).astype(np.float32)
+    out_img = restore(net, img, progress=False)
+    assert out_img.shape == img.shape and np.isfinite(out_img).all()
+
+
+@pytest.mark.parametrize('mode, extra', [('space', ['--no-amend']), ('subsample', ['--scale', 2])])
+def test_cli_other_modes(noisy_dir, tmp_path, mode, extra):
+    size = ['--size', 16] if mode == 'subsample' else []
+    code, out, err = run_cli('--noisy', noisy_dir, '--self-supervised', mode, '--name', mode, '--models-dir', tmp_path, *TINY, *size, *extra)
+    assert code == 0, err
+    rec = json.loads((tmp_path / f'{mode}.json').read_text())
+    assert rec['config']['self_supervised'] == mode and rec['fnsm'] is None
+    if mode == 'space': assert rec['config']['amend'] is False
+    else: assert rec['scale'] == 2
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--self-supervised', 'tis'], 'invalid choice'),                       # unknown mode
+    (['--self-supervised', 'time', '--frames', 3], 'n_frames'),               # multi-frame input is not self-supervised here
+    (['--self-supervised', 'time', '--na', 1.2], 'wavelength'),               # OTF cut-off needs both
+    (['--self-supervised', 'time', '--fnsm-radius', -1], 'fnsm-radius'),      # negative radius
+    (['--self-supervised', 'time', '--size', 64], 'smaller than'),            # crop larger than the 48 px frames
+])
+def test_cli_bad_options_exit_2(noisy_dir, tmp_path, args, msg):
+    code, out, err = run_cli('--noisy', noisy_dir, '--models-dir', tmp_path, '--epochs', 1, *args)
+    assert code == 2, (out, err)
+    assert err.startswith('pssr') and len(err.strip().splitlines()) <= 2, err
+    assert msg in err
+
+
+def test_cli_noisy_and_clean_exclusive(noisy_dir, tmp_path):
+    code, out, err = run_cli('--noisy', noisy_dir, '--hr', noisy_dir, '--models-dir', tmp_path)
+    assert code == 2 and 'not allowed with' in err
+
+
+def test_self_supervised_needs_noisy():
+    with pytest.raises(Exception, match='needs noisy data'): TrainConfig(self_supervised='time')
+
+
+def test_too_few_frames_one_line(tmp_path):
+    d = tmp_path / 'short'; d.mkdir()
+    write_tiff(d / 'm.tif', np.random.default_rng(0).poisson(synthetic_timelapse(3, 48) * 50).astype(np.uint16), axes='TYX')
+    code, out, err = run_cli('--noisy', d, '--self-supervised', 'time', '--models-dir', tmp_path / 'm', *TINY)
+    assert code == 2 and 'needs 4' in err and len(err.strip().splitlines()) == 1, err
