@@ -11,7 +11,7 @@ from . import __version__
 from .io import PssrInputError, os_error
 
 # %% ../nbs/09_cli.ipynb #dbce4ac9
-SUBCOMMAND_MODULES = ('pssr.crappify', 'pssr.learner', 'pssr.predict', 'pssr.evaluate', 'pssr.demo', 'pssr.bmz')
+SUBCOMMAND_MODULES = ('pssr.crappify', 'pssr.learner', 'pssr.predict', 'pssr.evaluate', 'pssr.demo', 'pssr.bmz', 'pssr.register')
 
 class OneLineParser(argparse.ArgumentParser):
     "An argparse parser whose errors are one line (`pssr train: error: ...`) and exit code 2."
