@@ -24,8 +24,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'shared_data_dir', 'PssrInputError', 'atomic_write',
            'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number', 'ImageMeta', 'check_image',
-           'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'list_images', 'check_unique_stems',
-           'percentile_range', 'normalize_percentile', 'denormalize']
+           'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'open_tiff_lazy', 'list_images',
+           'check_unique_stems', 'percentile_range', 'normalize_percentile', 'denormalize']
 
 # %% ../nbs/00_io.ipynb #7fe30250
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -164,6 +164,7 @@ def os_error(e: OSError, path=None) -> PssrInputError:
              FileExistsError: 'pass --overwrite to replace it, or choose another name'}
     hint = next((h for t, h in hints.items() if isinstance(e, t)), 'check the location (disk full? removable drive?)')
     return PssrInputError(getattr(e, 'filename', None) or path or '?', e.strerror or str(e) or type(e).__name__, hint)
+
 
 
 # %% ../nbs/00_io.ipynb #f0fe8f62
@@ -534,8 +535,26 @@ def write_tiff(path, data: np.ndarray, pixel_size: float | None = None, axes: st
         kw['resolution'] = (1 / pixel_size, 1 / pixel_size)
     import tifffile
     with atomic_write(path, 'wb', inputs=inputs) as f:
-        tifffile.imwrite(f, data, imagej=True, metadata=md, **kw)
+        # strips of ~1 MB rather than one per plane, so that `open_tiff_lazy` can read the file block by block
+        rows = max(1, 2**20 // max(1, data.shape[-1] * data.itemsize))
+        tifffile.imwrite(f, data, imagej=True, metadata=md, rowsperstrip=rows, **kw)
     return path
+
+# %% ../nbs/00_io.ipynb #70875f1a
+def open_tiff_lazy(path) -> tuple | None:
+    "`(array, ImageMeta)` of a one-channel (Y, X) or (N, Y, X) TIFF as a lazy zarr array read strip/tile-wise; None otherwise."
+    import tifffile, zarr
+    path = _check_file(path)
+    if path.suffix.lower() not in ('.tif', '.tiff'): return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, pixel_size, dtype = _tiff_axes(series.axes), _tiff_pixel_size(tif), series.dtype
+            if len(axes) not in (2, 3) or not axes.endswith('YX') or axes[0] in 'CS' or dtype.kind not in 'biuf': return None
+        arr = zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0), mode='r')
+    except (tifffile.TiffFileError, ValueError, KeyError, TypeError): return None
+    if arr.shape != tuple(series.shape): return None
+    return arr, ImageMeta(axes, pixel_size, dtype.name, str(path), tuple(arr.shape))
 
 # %% ../nbs/00_io.ipynb #c84e93a9
 def _natural_key(path: Path):

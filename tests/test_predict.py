@@ -288,3 +288,84 @@ def test_trained_model_tiling_agrees(tmp_path):
     train_lr = cfg.size // cfg.scale  # 16 LR px
     scores = {t: psnr_normalized(gt, restore(model, lr, tile=t, progress=False)) for t in (None, train_lr, 4 * train_lr)}
     assert max(scores.values()) - min(scores.values()) <= 0.05, scores
+
+
+# --- big data: lazy TIFF, memory budget, output types, pyramids ---------------------------------------------------
+
+@pytest.mark.parametrize('shape,block', [((90, 110), None), ((3, 150, 170), 64)])
+def test_lazy_tiff_equals_in_memory(tmp_path, shape, block):
+    "A TIFF read strip by strip into a tiled BigTIFF gives the in-memory result (one block: exactly; several: within 1e-4)."
+    from pssr.predict import predict_lazy, output_path
+    from pssr.io import open_tiff_lazy
+    net = TinySR(scale=2)
+    x = (rng_image(shape) + 100).astype(np.uint16)
+    write_tiff(tmp_path / 'in.tif', x, pixel_size=0.1)
+    ref = predict_file(net, tmp_path / 'in.tif', tmp_path / 'mem', tile=48, overlap=8, progress=False, lazy=False)
+    if block is None:
+        lazy = predict_file(net, tmp_path / 'in.tif', tmp_path / 'lazy', tile=48, overlap=8, progress=False, lazy=True)
+    else:
+        arr, meta = open_tiff_lazy(tmp_path / 'in.tif')
+        lazy = predict_lazy(net, arr, meta, output_path(tmp_path / 'in.tif', tmp_path / 'lazy'), 48, 8, block=block, progress=False)
+    a, ma = read_image(ref); b, mb = read_image(lazy)
+    with tifffile.TiffFile(lazy) as tf: assert tf.is_bigtiff and tf.pages[0].is_tiled
+    assert a.shape == b.shape and abs(mb.pixel_size - 0.05) < 1e-6
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * float(np.abs(a).max()) if block else 1e-5 * float(np.abs(a).max()))
+    assert not [p for p in (tmp_path / 'lazy').iterdir() if p.name.startswith('.')]  # no scratch left
+
+
+def test_large_tiff_goes_lazy_under_a_small_budget(tmp_path):
+    "With a budget of 8x less than the output, predict_file streams (tiled BigTIFF) instead of holding the output."
+    x = rng_image((64, 64))
+    write_tiff(tmp_path / 'in.tif', x)
+    out = predict_file(TinySR(scale=2), tmp_path / 'in.tif', tmp_path / 'o', tile=32, overlap=8, progress=False,
+                       max_memory=8 * 64 * 64 * 4 * 4 - 1)
+    with tifffile.TiffFile(out) as tf: assert tf.pages[0].is_tiled
+
+
+@pytest.mark.parametrize('dtype', ['uint16', 'uint8'])
+def test_cli_dtype_round_trip(tmp_path, dtype):
+    "--dtype writes integer pixels that map back to the float32 output within half a quantisation step."
+    from pssr.predict import from_dtype, to_dtype
+    save_model = pytest.importorskip('pssr.learner').save_model
+    pssr_unet = pytest.importorskip('pssr.models').pssr_unet
+    model = save_model(pssr_unet('resnet18', scale=2), tmp_path / 'm' / 'tiny')
+    x = (rng_image((40, 48)) * 20).astype(np.uint16)
+    write_tiff(tmp_path / 'a.tif', x, pixel_size=0.2)
+    args = ['predict', str(model), str(tmp_path / 'a.tif'), '--tile', '64', '--overlap', '8', '--device', 'cpu', '-q']
+    assert cli(args + ['-o', str(tmp_path / 'f')]) == 0
+    assert cli(args + ['-o', str(tmp_path / 'i'), '--dtype', dtype, '--max-memory', '1G']) == 0
+    f, _ = read_image(tmp_path / 'f' / 'a_pssr.tif')
+    with tifffile.TiffFile(tmp_path / 'i' / 'a_pssr.tif') as tf:
+        q = tf.asarray(); info = tf.imagej_metadata['Info']
+    assert q.dtype == np.dtype(dtype) and f'dtype={dtype}' in info
+    vr = (0.0, 65535.0)
+    np.testing.assert_array_equal(q, to_dtype(f, dtype, vr))
+    step = 65535.0 / np.iinfo(dtype).max
+    inside = (f >= 0) & (f <= 65535)
+    assert np.abs(from_dtype(q, dtype, vr) - f)[inside].max() <= step / 2 + 1e-3
+
+
+def test_zarr_pyramid_levels_and_pixel_sizes(tmp_path):
+    "predict_zarr writes an NGFF multiscale pyramid (ome-zarr): levels halve XY, each with its pixel size; it reads back."
+    import zarr
+    write_ome_zarr(tmp_path / 'in.zarr', rng_image((2, 256, 320)), pixel_size=0.2, chunks=(1, 64, 64))
+    out = predict_zarr(TinySR(scale=2), tmp_path / 'in.zarr', tmp_path / 'o', tile=64, overlap=8, progress=False)
+    g = zarr.open_group(str(out), mode='r')
+    ds = dict(g.attrs)['multiscales'][0]['datasets']
+    shapes = [g[d['path']].shape for d in ds]
+    sizes = [d['coordinateTransformations'][0]['scale'] for d in ds]
+    assert shapes == [(2, 512, 640), (2, 256, 320)]
+    np.testing.assert_allclose(sizes, [[1, 0.1, 0.1], [1, 0.2, 0.2]])
+    arr, meta = read_ome_zarr(out)
+    assert arr.shape == (2, 512, 640) and abs(meta.pixel_size - 0.1) < 1e-9
+    ref = restore(TinySR(scale=2), rng_image((2, 256, 320)), tile=64, overlap=8, progress=False)
+    np.testing.assert_allclose(np.asarray(arr[:]), ref, atol=1e-3)
+
+
+def test_max_memory_option(tmp_path):
+    "--max-memory takes sizes with units; nonsense is a one-line argparse error."
+    from pssr.predict import MAX_MEMORY
+    p = argparse.ArgumentParser(prog='pssr'); add_cli(p.add_subparsers())
+    assert p.parse_args(['predict', 'm', 'a.tif', '-o', 'o']).max_memory == MAX_MEMORY == 2 * 2**30
+    assert p.parse_args(['predict', 'm', 'a.tif', '-o', 'o', '--max-memory', '512M']).max_memory == 512 * 2**20
+    with pytest.raises(SystemExit): p.parse_args(['predict', 'm', 'a.tif', '-o', 'o', '--max-memory', 'lots'])
