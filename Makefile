@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # This machine serves these wheels from local disk; pyproject.toml only declares ranges.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo data test check-clean check-export check-notebooks nbtest pytest bench bench-quality clean
+.PHONY: install demo data test check-clean check-export check-notebooks nbtest pytest package bench bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,10 +46,18 @@ check-notebooks:
 nbtest: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev-test --n-workers 2 --do-print --timing
 
+# Headless: the napari widget tests run on Qt's offscreen platform.
 pytest: install
-	MPLBACKEND=Agg $(BIN)/pytest tests/
+	MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/
 
-test: check-clean check-export nbtest pytest
+# Wheel + sdist as PyPI would get them, checked by twine (offline: the venv's setuptools, no isolated env; ~6 s).
+package: install
+	rm -rf $(VENV)/dist build
+	$(BIN)/python -m build --no-isolation --outdir $(VENV)/dist . > $(VENV)/build.log || { cat $(VENV)/build.log; exit 1; }
+	$(BIN)/twine check --strict $(VENV)/dist/*
+	rm -rf build
+
+test: check-clean check-export nbtest pytest package
 
 bench: install
 	$(BIN)/python bench/train_speed.py

@@ -313,7 +313,7 @@ def restore(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a s
             overlap:int|None=None, # tile overlap (LR px); None: 32
             bs:int=4, # tiles per batch
             tta:bool=False, # test-time augmentation: also return the per-pixel standard deviation
-            progress:bool=True, # show a progress bar over tiles
+            progress:bool|type=True, # show a progress bar over tiles; or a tqdm-compatible class to draw it (napari's `progress`)
             device:str|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
             pmin:float|None=None, pmax:float|None=None, # normalisation percentiles; None: the model's (from training)
             channels_last:bool=False, # channels_last memory format (can be faster on GPU)
@@ -329,7 +329,8 @@ def restore(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a s
     fn, s, mult = model_fn(net, tta, channels_last), net.scale, getattr(net, 'size_multiple', MULTIPLE)
     n = 1 if x.ndim == 2 else len(x)
     out = np.empty((n, 2 if tta else 1, x.shape[-2] * s, x.shape[-1] * s), np.float32)
-    with tqdm(total=n * n_tiles(x.shape, tile, overlap), desc='pssr restore', unit='tile', disable=not progress) as bar:
+    bar_cls = progress if isinstance(progress, type) else tqdm
+    with bar_cls(total=n * n_tiles(x.shape, tile, overlap), desc='pssr restore', unit='tile', disable=not progress) as bar:
         for i, xi in enumerate(frame_inputs(xn, net.n_frames)):
             out[i] = predict_tiled(fn, xi, s, tile, overlap, bs, pbar=bar, multiple=mult).reshape(out.shape[1:])
     out *= np.float32(hi - lo + EPS); out[:, 0] += np.float32(lo)  # back to the input's units, in place (as `denormalize`)
