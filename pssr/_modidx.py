@@ -30,6 +30,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                           'pssr.bmz.weights_descr': ('bmz.html#weights_descr', 'pssr/bmz.py')},
             'pssr.cli': { 'pssr.cli.OneLineParser': ('cli.html#onelineparser', 'pssr/cli.py'),
                           'pssr.cli.OneLineParser.error': ('cli.html#onelineparser.error', 'pssr/cli.py'),
+                          'pssr.cli._command': ('cli.html#_command', 'pssr/cli.py'),
                           'pssr.cli.build_parser': ('cli.html#build_parser', 'pssr/cli.py'),
                           'pssr.cli.main': ('cli.html#main', 'pssr/cli.py')},
             'pssr.crappify': { 'pssr.crappify.AdditiveGaussian': ('crappify.html#additivegaussian', 'pssr/crappify.py'),
