@@ -101,3 +101,13 @@ def test_evaluate_reports_consistency(tiny_model):
     assert (table[table.method == 'bilinear'].consistency_gain == 0).all()
     summary = pd.read_csv(tmp / 'ev' / 'summary.csv')
     assert 'consistency_gain_mean' in summary.columns
+
+
+def test_cli_trust_refuses_zarr(tiny_model, capsys):
+    from pssr.cli import main
+    from pssr.predict import write_ome_zarr
+    model, tmp = tiny_model
+    src = tmp / 'v.zarr'
+    write_ome_zarr(src, np.ones((2, 16, 16), np.float32), pixel_size=0.2)
+    assert main(['predict', str(model), str(src), '-o', str(tmp / 'zout'), '-q', '--trust']) == 2
+    assert 'does not take OME-Zarr' in capsys.readouterr().err and not (tmp / 'zout' / 'v_pssr.zarr').exists()
