@@ -5,7 +5,7 @@ next to the simple upscaling a microscope user could do without any network."""
 
 # %% ../nbs/07_evaluate.ipynb #eac043a9
 from __future__ import annotations
-import argparse
+import argparse, json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -19,15 +19,17 @@ from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
-                     list_images, normalize_percentile, percentile_range, read_image)
+                     list_images, normalize_percentile, percentile_range, read_image, write_tiff)
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'ALIGNMENTS', 'METRICS', 'check_pair',
-           'affine_params', 'fit_affine', 'normalize_pair', 'nrmse', 'psnr_normalized', 'ssim_normalized', 'error_map',
-           'split_checkerboard', 'frc', 'frc_resolution', 'baseline_upscale', 'alignment_of', 'as_predictor',
-           'ImageEvaluation', 'method_metrics', 'evaluate_image', 'plot_evaluation', 'write_csv', 'write_png',
-           'save_evaluation', 'summarize', 'format_summary', 'match_pairs', 'pair_scale', 'evaluate_pairs',
-           'evaluate_synthetic', 'run_evaluate_cli', 'add_cli']
+__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'ALIGNMENTS', 'TRUST_SIGMA',
+           'TRUST_THRESHOLD', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair', 'nrmse',
+           'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
+           'baseline_upscale', 'alignment_of', 'clean_degradation', 'model_degradation', 'consistency', 'trust',
+           'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics', 'evaluate_image',
+           'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'match_pairs',
+           'pair_scale', 'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
+           'run_evaluate_cli', 'add_cli']
 
 # %% ../nbs/07_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +196,100 @@ def alignment_of(crappifier, size: int = 256, seed: int = 0) -> str:
     err = {a: np.mean((baseline_upscale(lr, crappifier.scale, 'bilinear', a) - hr)[m:-m, m:-m] ** 2) for a in ALIGNMENTS}
     return min(err, key=err.get)
 
+# %% ../nbs/07_evaluate.ipynb #53c7790d
+TRUST_SIGMA = 1.0  # LR px: input and re-degraded output are smoothed this much before comparing (pixel noise averages out)
+TRUST_THRESHOLD = 0.0  # dB: flag a restoration less consistent with its input than bilinear interpolation (measured below)
+
+def clean_degradation(crappifier=None, # a `Crappifier` (object or `to_dict()`), or None
+                      scale: int = 4, # with `crappifier=None`: bilinear downsampling by `scale`
+                      align: str = 'centers', # pixel alignment of that bilinear downsampling
+                     ) -> Callable:
+    "The noise-free part of a degradation (its blur and downsampling) as a function `hr -> lr`."
+    from pssr.crappify import Crappifier, Compose, Blur, PhysicalCrappifier, downsample, gaussian
+    if isinstance(crappifier, dict): crappifier = Crappifier.from_dict(crappifier)
+    steps = crappifier.steps if isinstance(crappifier, Compose) else [crappifier] if crappifier is not None else []
+    def step(hr, c):
+        if isinstance(c, Blur): return gaussian(hr, c.sigma)
+        if isinstance(c, PhysicalCrappifier): return downsample(gaussian(hr, c.sigma_px), c.scale, c.binning, c.align)
+        if c.scale == 1: return hr  # a noise step
+        return downsample(hr, c.scale, getattr(c, 'method', 'bilinear'), getattr(c, 'align', 'centers'))
+    if not any(c.scale > 1 or isinstance(c, Blur) for c in steps): steps = []
+    def degrade(hr):
+        hr = np.asarray(hr, np.float64)
+        if not steps: return downsample(hr, int(scale), 'bilinear', align)
+        for c in steps: hr = step(hr, c)
+        return hr
+    return degrade
+
+def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network with `.scale`
+                      scale: int | None = None, # the model's scale, if known (saves loading it)
+                     ) -> Callable:
+    "`hr -> lr` without noise for a model: its training crappifier (from its JSON), else bilinear by its scale (pair-trained models)."
+    rec = {}
+    if isinstance(model, (str, Path)):
+        p = Path(model)
+        j = p.with_suffix('.json') if p.suffix in ('.pth', '.json') else p.with_name(p.name + '.json')
+        if j.is_file():
+            try: rec = json.loads(j.read_text())
+            except (OSError, ValueError) as e:
+                raise PssrInputError(j, f'model description unreadable ({e})', 'restore the file written by pssr train') from None
+        if scale is None and not rec.get('scale'):
+            from pssr.predict import as_model
+            scale = as_model(model).scale
+    else: scale = scale or model.scale
+    return clean_degradation(rec.get('crappifier') if isinstance(rec, dict) else None, scale or rec.get('scale'))
+
+def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
+
+def consistency(lr, # the model's input (Y, X) or stack (N, Y, X), any units
+                restored, # its restoration: `scale` times larger in YX, in any linear units
+                degrade: Callable, # `hr -> lr` without noise (`model_degradation`, `clean_degradation`)
+                sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, float]:
+    "Residual |input - re-degraded restoration| on the HR grid (fraction of the input's range) and its PSNR (dB)."
+    lr, hr = _planes(lr), _planes(restored)
+    if len(lr) != len(hr): raise PssrInputError(name, f'{len(lr)} input planes but {len(hr)} restored planes', 'pass the restoration of this input')
+    maps, sq = [], []
+    for x, y in zip(lr, hr):
+        back = degrade(y)
+        if back.shape != x.shape:
+            raise PssrInputError(name, f're-degraded restoration {back.shape} does not match the input {x.shape}',
+                                 'use the degradation (scale) of the model that made the restoration')
+        lo, hi = percentile_range(x, pmin, pmax)
+        if not hi > lo: raise PssrInputError(name, 'input is constant (no contrast between percentiles)', 'check the input image')
+        xs = ndimage.gaussian_filter((x - lo) / (hi - lo), sigma)
+        res = np.abs(xs - fit_affine(xs, ndimage.gaussian_filter(back, sigma)))  # gain and offset are not hallucinations
+        sq.append(res ** 2)
+        maps.append(ndimage.zoom(res, (y.shape[0] / x.shape[0], y.shape[1] / x.shape[1]), order=1, grid_mode=True, mode='nearest'))
+    mse = float(np.mean(sq))
+    psnr = PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(-10 * np.log10(mse))
+    return np.stack(maps).reshape(np.shape(restored)).astype(np.float32), psnr
+
+def trust(lr, restored, degrade: Callable, # input, its restoration, `hr -> lr` without noise (as `consistency`)
+          std=None, # optional TTA standard deviation (`restore(..., tta=True)`), same shape as `restored`
+          align: str = 'centers', sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
+    "Trust map (residual on the HR grid) and scalars: `consistency_psnr`, `consistency_gain` over bilinear (dB), `tta_sd`."
+    tmap, psnr = consistency(lr, restored, degrade, sigma, pmin, pmax, name)
+    scale = np.shape(restored)[-1] // np.shape(lr)[-1]
+    ref = consistency(lr, baseline_upscale(_planes(lr), scale, 'bilinear', align), degrade, sigma, pmin, pmax, name)[1]
+    stats = dict(consistency_psnr=psnr, consistency_gain=psnr - ref)
+    if std is not None:
+        lo, hi = percentile_range(np.asarray(lr, np.float64), pmin, pmax)
+        stats['tta_sd'] = float(np.mean(std) / (hi - lo))  # mean TTA disagreement, fraction of the input's range
+    return tmap, stats
+
+def trust_warning(stats: dict, name: str = 'image', threshold: float = TRUST_THRESHOLD) -> str | None:
+    "A one-line warning if the restoration explains its input worse than bilinear interpolation by more than `threshold` dB."
+    g = stats['consistency_gain']
+    if g >= threshold: return None
+    return (f'warning: {name}: the restoration is less consistent with its input than bilinear interpolation '
+            f'({g:+.1f} dB): structure may be hallucinated or removed; inspect the trust map')
+
+def format_trust(stats: dict) -> str:
+    "The trust scalars as one short phrase."
+    s = f"consistency {stats['consistency_psnr']:.1f} dB ({stats['consistency_gain']:+.1f} dB vs bilinear)"
+    return s + (f", TTA sd {stats['tta_sd']:.3f}" if 'tta_sd' in stats else '')
+
+
 # %% ../nbs/07_evaluate.ipynb #f8b4c75d
 def as_predictor(model) -> tuple[Callable | None, int | None]:
     "A function `lr -> restored hr` and its scale (or None) from a model path, a `PSSRNet` or a callable."
@@ -232,8 +328,9 @@ def method_metrics(gt, pred, pixel_size=None, pmin=PMIN, pmax=PMAX, name='image'
     return row, curve
 
 def evaluate_image(lr, gt, scale: int, predict: Callable | None = None, pixel_size: float | None = None,
-                   name: str = 'image', pmin=PMIN, pmax=PMAX, align: str = 'centers') -> ImageEvaluation:
-    "Restore `lr` with every baseline (and `predict`) and measure each against the ground truth `gt`."
+                   name: str = 'image', pmin=PMIN, pmax=PMAX, align: str = 'centers',
+                   degrade: Callable | None = None) -> ImageEvaluation:
+    "Restore `lr` with every baseline (and `predict`), measure each against `gt` and its consistency with `lr` (`degrade`: `hr -> lr`)."
     lr, gt = np.asarray(lr, np.float32), np.asarray(gt, np.float32)
     if lr.ndim != 2 or gt.ndim != 2:
         raise PssrInputError(name, f'expected 2D images, got LR {lr.shape} and HR {gt.shape}',
@@ -242,10 +339,13 @@ def evaluate_image(lr, gt, scale: int, predict: Callable | None = None, pixel_si
         raise PssrInputError(name, 'contains NaN or infinite pixels', 'Fill or crop away the invalid pixels')
     outputs = {m: baseline_upscale(lr, scale, m, align) for m in BASELINES}
     if predict is not None: outputs['model'] = np.asarray(predict(lr), np.float32)
+    degrade = degrade or clean_degradation(None, scale, align)
+    cons = {m: consistency(lr, out, degrade, pmin=pmin, pmax=pmax, name=name)[1] for m, out in outputs.items()}
     rows, curves = [], {}
     for method, out in outputs.items():
         row, curves[method] = method_metrics(gt, out, pixel_size, pmin, pmax, name=f'{name} ({method})')
-        rows.append(dict(image=name, method=method, **row))
+        rows.append(dict(image=name, method=method, **row, consistency_psnr=cons[method],
+                         consistency_gain=cons[method] - cons['bilinear']))
     return ImageEvaluation(name, lr, gt, outputs, pd.DataFrame(rows), curves, pixel_size)
 
 # %% ../nbs/07_evaluate.ipynb #0fcef60d
@@ -282,7 +382,7 @@ def plot_evaluation(ev: ImageEvaluation, pmin=PMIN, pmax=PMAX) -> Figure:
     return fig
 
 # %% ../nbs/07_evaluate.ipynb #ebc0c2a6
-METRICS = ('psnr', 'ssim', 'nrmse', 'frc_px', 'frc_nm')
+METRICS = ('psnr', 'ssim', 'nrmse', 'frc_px', 'frc_nm', 'consistency_psnr', 'consistency_gain')
 
 def write_csv(df: pd.DataFrame, path) -> Path:
     "Write `df` to `path` atomically."
@@ -370,13 +470,17 @@ def _synthetic_items(hr_paths, crappifier, seed) -> Iterator[tuple]:
         gt = normalize_percentile(hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]).astype(np.float32)
         yield path.stem, np.asarray(crappifier(gt, rng), np.float32), gt, s, px
 
-def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progress, pmin, pmax, align, figures=True) -> pd.DataFrame:
+def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progress, pmin, pmax, align, figures=True,
+                    degrade=None) -> pd.DataFrame:
     "Evaluate, save and summarise every item; the shared loop of `evaluate_pairs` and `evaluate_synthetic`."
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     tables = []
     for name, lr, gt, scale, px in tqdm(items, total=n, desc='evaluate', disable=not progress):
-        ev = evaluate_image(lr, gt, scale, predict, pixel_size or px, name, pmin, pmax, align)
+        ev = evaluate_image(lr, gt, scale, predict, pixel_size or px, name, pmin, pmax, align, degrade)
         save_evaluation(ev, outdir, figures)
+        model = ev.table[ev.table.method == 'model']
+        warn = trust_warning(model.iloc[0].to_dict(), name) if len(model) else None
+        if warn: tqdm.write(warn)
         tables.append(ev.table)
     table = pd.concat(tables, ignore_index=True)
     summary = summarize(table)
@@ -389,7 +493,9 @@ def evaluate_pairs(model, lr_paths, hr_paths, outdir, pixel_size: float | None =
     "Evaluate `model` (or only the baselines if None) on real LR/HR pairs; write CSVs and PNGs to `outdir`."
     pairs = match_pairs(lr_paths, hr_paths)
     predict, scale = as_predictor(model)
-    return _evaluate_items(_real_items(pairs, scale), len(pairs), predict, outdir, pixel_size, progress, pmin, pmax, align, figures)
+    degrade = model_degradation(model, scale) if predict is not None and isinstance(model, (str, Path)) else None
+    return _evaluate_items(_real_items(pairs, scale), len(pairs), predict, outdir, pixel_size, progress, pmin, pmax, align,
+                           figures, degrade)
 
 def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel_size: float | None = None,
                        progress: bool = True, scale: int | None = None, pmin=PMIN, pmax=PMAX,
@@ -406,7 +512,35 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
                              'Use a crappifier with the same scale as the model')
     items = _synthetic_items(hr_paths, crappifier, seed)
     align = align or alignment_of(crappifier)  # None: the crappifier's own convention
-    return _evaluate_items(items, len(hr_paths), predict, outdir, pixel_size, progress, pmin, pmax, align, figures)
+    return _evaluate_items(items, len(hr_paths), predict, outdir, pixel_size, progress, pmin, pmax, align, figures,
+                           clean_degradation(crappifier))  # the data's own degradation, without its noise
+
+# %% ../nbs/07_evaluate.ipynb #855d4cb3
+def trust_path(src, outdir) -> Path:
+    "`outdir/<stem>_trust.tif`: the trust map `pssr predict --trust` writes for input `src`."
+    from pssr.predict import output_path
+    return output_path(src, outdir, '.tif', '_trust')
+
+def check_trust_outputs(args) -> list[Path]:
+    "Preflight of `pssr predict --trust`: no OME-Zarr inputs; every `<stem>_trust.tif` writable, not an input, new unless `--overwrite`."
+    from pssr.predict import is_zarr
+    zarr = [f for f in args.inputs if is_zarr(f)]
+    if zarr: raise PssrInputError(zarr[0], '--trust reads the image into memory and does not take OME-Zarr',
+                                  'run without --trust, or export a region as TIFF')
+    model = Path(args.model)
+    reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
+    return [check_output(trust_path(f, args.outdir), reads, args.overwrite, option='trust map') for f in args.inputs]
+
+def trust_file(src, restored, outdir, degrade: Callable, # input file, its restoration file, output folder, `model_degradation`
+               std=None, channel=None, # the TTA `_pssr_std` file (optional); channel read from `src`
+               pmin=PMIN, pmax=PMAX) -> tuple[Path, dict]:
+    "Write `outdir/<stem>_trust.tif` for the restoration of `src`; return its path and the trust scalars."
+    (x, _), (y, meta) = read_image(src, channel=channel), read_image(restored)
+    tmap, stats = trust(x, y, degrade, read_image(std)[0] if std else None, pmin=pmin, pmax=pmax, name=str(src))
+    out = write_tiff(trust_path(src, outdir), tmap, pixel_size=meta.pixel_size, axes=meta.axes, inputs=(src, restored),
+                     metadata={'Info': 'pssr trust map: |input - re-degraded restoration| (fraction of the input range); ' + format_trust(stats)})
+    return out, stats
+
 
 # %% ../nbs/07_evaluate.ipynb #2aa5cc22
 def run_evaluate_cli(args) -> int:

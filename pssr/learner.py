@@ -26,14 +26,15 @@ from .models import ARCHS, pssr_unet, PSSRNet, ModelConfig
 from .losses import LOSSES, get_loss, psnr_metric, ssim_metric
 
 # %% auto #0
-__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE',
+__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'GAN_MIN_SIZE',
            'check_normalization', 'TrainConfig', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
            'EpochSeed', 'checkpoint_dir', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints',
            'load_checkpoint', 'cpu_state', 'Checkpoint', 'is_distributed', 'distrib_context',
            'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule', 'plan_budget', 'Replan', 'Deadline',
            'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'fnsm_config', 'as_config',
            'library_versions', 'describe_data', 'model_record', 'save_model', 'model_from_record', 'load_model',
-           'init_from', 'add_cli', 'config_from_args', 'train_reads', 'check_train_outputs', 'train_cli']
+           'init_from', 'patch_critic', 'gan_learner', 'train_gan', 'add_cli', 'config_from_args', 'train_reads',
+           'check_train_outputs', 'train_cli']
 
 # %% ../nbs/05_learner.ipynb #45526ad6
 MODES = ('lr', 'upsampled')
@@ -91,7 +92,7 @@ class TrainConfig:
     epochs: int = 10                   # one-cycle length in epochs (ignored when `minutes` is set)
     minutes: float|None = None         # time budget: size the one-cycle schedule to end within it (measured on the first steps)
     lr: float|None = DEFAULT_LR        # peak learning rate; None -> `DEFAULT_LR`
-    loss: str = 'mse'                  # 'mse' | 'l1' | 'msssim_l1' | 'perceptual'
+    loss: str = 'mse'                  # 'mse' | 'l1' | 'msssim_l1' | 'perceptual' | 'gan' (pixel pre-training, then adversarial)
     arch: str = 'lr_resnet'            # U-Net encoder (see `PRESETS` for PSSR's ResNet-34)
     mode: str = 'lr'                   # 'lr': model sees the LR image; 'upsampled': bilinear-upsampled first
     pretrained: bool = False           # ImageNet encoder weights (needs them cached locally)
@@ -115,6 +116,9 @@ class TrainConfig:
     fnsm_radius: float|None = None     # its initial radius (units of Nyquist); None: the OTF cut-off from `na`, `wavelength` and the pixel size, else 0.5
     na: float|None = None              # numerical aperture (for the FNSM's initial radius)
     wavelength: float|None = None      # emission wavelength in nm (for the FNSM's initial radius)
+    gan_pixel_loss: str = 'mse'        # with loss='gan': the pixel loss of pre-training and of the adversarial phase
+    gan_weight: float = 0.02           # with loss='gan': weight of the adversarial term (pixel term 1; decrappify's 1/50)
+    gan_epochs: int|None = None        # with loss='gan': adversarial epochs after the `epochs` of pre-training; None: epochs // 2 (>= 1)
 
     def __post_init__(self): self.validate()
 
@@ -153,7 +157,8 @@ class TrainConfig:
                'train from HR images (hr) or from real pairs (lr_dir + hr_dir), not both')
         _check((self.lr_dir is None) == (self.hr_dir is None), 'lr_dir', 'pairs need both `lr_dir` and `hr_dir`',
                'pass both folders')
-        _check(self.loss in LOSSES, 'loss', f'unknown loss {self.loss!r}', f'use one of {LOSSES}')
+        _check(self.loss in LOSSES or self.loss == 'gan', 'loss', f'unknown loss {self.loss!r}', f"use one of {(*LOSSES, 'gan')}")
+        if self.loss == 'gan': self._validate_gan()
         _check(self.noisy is None or (self.hr is None and self.lr_dir is None), 'noisy', 'noisy data and clean data are both given',
                'train self-supervised (noisy) or from HR images / pairs, not both')
         _check(self.self_supervised is None or self.self_supervised in SELF_SUPERVISED, 'self_supervised',
@@ -170,6 +175,18 @@ class TrainConfig:
                'give both (or neither)')
         if self.hr is not None: self.get_crappifier()  # unknown crappifier / wrong scale -> PssrInputError
         return self
+
+    def _validate_gan(self):
+        "The checks of adversarial training (`loss='gan'`)."
+        _check(self.gan_pixel_loss in LOSSES, 'gan_pixel_loss', f'unknown pixel loss {self.gan_pixel_loss!r}', f'use one of {LOSSES}')
+        _check(self.noisy is None, 'loss', 'adversarial training needs clean targets, not noisy data', 'train --noisy without --gan')
+        _check(self.size >= GAN_MIN_SIZE, 'size', f'the patch critic needs HR crops of at least {GAN_MIN_SIZE} px, got {self.size}',
+               f'use --size {GAN_MIN_SIZE} or more')
+        _check(self.minutes is None, 'minutes', 'a time budget sizes one schedule, but --gan trains in two phases', 'give --epochs (and --gan-epochs)')
+        _check(isinstance(self.gan_weight, (int, float)) and not isinstance(self.gan_weight, bool) and math.isfinite(self.gan_weight)
+               and self.gan_weight > 0, 'gan_weight', f'must be a positive number, got {self.gan_weight!r}', 'e.g. 0.02')
+        _check(self.gan_epochs is None or (isinstance(self.gan_epochs, int) and not isinstance(self.gan_epochs, bool) and self.gan_epochs >= 1),
+               'gan_epochs', f'must be a positive integer or None, got {self.gan_epochs!r}', 'e.g. 5')
 
     def get_crappifier(self) -> Crappifier:
         "The `Crappifier` this config trains with, checked against `scale`."
@@ -537,7 +554,9 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
           dls=None, # prebuilt `DataLoaders` (default: from the config's data options)
          ) -> Learner:
     "Train a PSSR model with one-cycle, checkpointing every epoch; save `<models_dir>/<name>.pth` + `.json`."
-    config, t0 = fnsm_config(match_config(as_config(config))), time.perf_counter()
+    config, t0 = as_config(config), time.perf_counter()
+    if config.loss == 'gan': return train_gan(config, cbs, dls)
+    config = fnsm_config(match_config(config))
     if config.device and config.device.startswith('cuda') and not torch.cuda.is_available():
         warnings.warn(f'{config.device} was requested but CUDA is not available: training on the CPU')
         config = dataclasses.replace(config, device='cpu')
@@ -737,6 +756,45 @@ def init_from(model:PSSRNet, path) -> PSSRNet:
     except RuntimeError as e: raise PssrInputError(path, f'--init-model weights do not fit ({str(e).splitlines()[0]})', 'use the same architecture') from None
     return model
 
+# %% ../nbs/05_learner.ipynb #c6751889
+GAN_MIN_SIZE = 32  # HR crop side the patch critic needs (three stride-2 convolutions leave a 4 x 4 patch map)
+
+def patch_critic(nf:int=32, # features of the first convolution (doubled at each step)
+                 n_down:int=3, # stride-2 convolutions: each output logit judges a (2**n_down * 3)-pixel patch
+                ) -> torch.nn.Module:
+    "A small PatchGAN critic for 1-channel HR images: one real/fake logit per patch, flattened to (B, n_patches)."
+    from fastai.layers import ConvLayer, NormType, Flatten
+    act, layers, ni = partial(torch.nn.LeakyReLU, 0.2), [], 1
+    for i in range(n_down):
+        layers.append(ConvLayer(ni, nf * 2**i, ks=4, stride=2, padding=1, act_cls=act, norm_type=NormType.Spectral if i else None))
+        ni = nf * 2**i
+    return torch.nn.Sequential(*layers, torch.nn.Conv2d(ni, 1, 3, padding=1), Flatten())
+
+def gan_learner(learn:Learner, # a (pixel-loss pre-trained) PSSR learner: its model is the generator
+                config:TrainConfig, # `gan_pixel_loss` and `gan_weight` set the generator's loss
+               ) -> Learner:
+    "A fastai `GANLearner` on `learn`'s data: the PSSR U-Net as generator (pixel + `gan_weight` x adversarial loss), a patch critic."
+    from fastai.vision.gan import GANLearner, AdaptiveLoss, gan_loss_from_func, FixedGANSwitcher
+    torch.manual_seed(config.seed)
+    gen_loss, crit_loss = gan_loss_from_func(get_loss(config.gan_pixel_loss), AdaptiveLoss(torch.nn.BCEWithLogitsLoss()),
+                                             weights_gen=(config.gan_weight, 1.0))
+    return GANLearner(learn.dls, _unwrap(learn.model), patch_critic().to(_dls_device(learn.dls)), gen_loss, crit_loss,
+                      switcher=FixedGANSwitcher(n_crit=1, n_gen=1), show_img=False, opt_func=opt_func_for(learn.dls),
+                      wd=config.wd, path=Path(config.models_dir), model_dir='.', metrics=[psnr_metric, ssim_metric])
+
+def train_gan(config:TrainConfig, # `loss='gan'`
+              cbs=None, dls=None) -> Learner:
+    "Pre-train with `gan_pixel_loss` (as `train`), fine-tune adversarially for `gan_epochs`; save the generator like any PSSR model."
+    config = fnsm_config(match_config(config))
+    learn = train(dataclasses.replace(config, loss=config.gan_pixel_loss, match=None), cbs, dls)
+    glearn = gan_learner(learn, config)
+    n = config.gan_epochs or max(1, config.epochs // 2)
+    print(f'Adversarial fine-tuning: {n} epochs, pixel {config.gan_pixel_loss} + {config.gan_weight:g} x patch-critic loss')
+    glearn.fit(n, (config.lr or DEFAULT_LR) / 10)  # a tenth of the one-cycle peak: fine-tuning, as decrappify's GAN phase
+    if rank_distrib() == 0: save_model(learn, Path(config.models_dir)/config.name, config)
+    return learn
+
+
 # %% ../nbs/05_learner.ipynb #2efad692
 _CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'match': 'match', 'hr_pixel_size': 'hr_pixel_size', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
                'bs': 'bs', 'epochs': 'epochs', 'minutes': 'minutes', 'lr': 'lr', 'loss': 'loss', 'arch': 'arch', 'mode': 'mode',
@@ -773,7 +831,11 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--minutes', type=cli_number(float, above=0), help='time budget: fit the one-cycle schedule into this many minutes')
     p.add_argument('--preset', choices=sorted(PRESETS), help='start from a named configuration (default: the measured default)')
     p.add_argument('--lr', type=cli_number(float, above=0), help=f'peak learning rate (default {TrainConfig.lr})')
-    p.add_argument('--loss', help=f"'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default {TrainConfig.loss})")
+    p.add_argument('--loss', help=f"'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default {TrainConfig.loss}; with --gan: the pixel loss)")
+    p.add_argument('--gan', action='store_true', help='adversarial training: pixel-loss pre-training for --epochs, then a patch critic '
+                   'for --gan-epochs (fastai GANLearner; only the generator is saved)')
+    p.add_argument('--gan-weight', type=cli_number(float, above=0), help=f'with --gan: weight of the adversarial term (default {TrainConfig.gan_weight})')
+    p.add_argument('--gan-epochs', type=cli_number(int, 1), help='with --gan: adversarial epochs (default: half of --epochs)')
     p.add_argument('--arch', help=f'U-Net encoder (default {TrainConfig.arch}; --preset pssr-resnet34 for PSSR\'s)')
     p.add_argument('--mode', help="'lr' or 'upsampled' (default lr)")
     p.add_argument('--name', help='model name (default pssr)')
@@ -802,6 +864,11 @@ def config_from_args(args) -> TrainConfig:
         if args.scale is None and 'scale' not in d: d['scale'] = 1  # a denoiser unless --scale asks for more
     if getattr(args, 'no_amend', False): d['amend'] = False
     if getattr(args, 'fnsm', False): d['fnsm'] = True
+    if getattr(args, 'gan', False):
+        if args.loss is not None: d['gan_pixel_loss'] = args.loss
+        d.update(loss='gan', **{k: getattr(args, k) for k in ('gan_weight', 'gan_epochs') if getattr(args, k) is not None})
+    elif getattr(args, 'gan_weight', None) is not None or getattr(args, 'gan_epochs', None) is not None:
+        raise PssrInputError('pssr train', '--gan-weight/--gan-epochs only apply to adversarial training', 'add --gan')
     if args.resume: d['resume'] = True
     if d.get('hr') is None and d.get('lr_dir') is None and d.get('noisy') is None:
         raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR, --pairs LR_DIR HR_DIR or --noisy DIR (or --config)')

@@ -13,7 +13,7 @@ __all__ = ['MULTIPLE', 'MAX_MEMORY', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES
            'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'sample_pixels', 'zarr_percentile_range', 'halo_slices',
            'read_block', 'restore_blocks', 'lazy_plan', 'scratch_arrays', 'write_pyramid', 'tiff_tiles',
            'write_tiled_tiff', 'predict_lazy', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict',
-           'add_cli']
+           'print_trust', 'add_cli']
 
 # %% ../nbs/06_predict.ipynb #facce3f8
 import argparse, os, re, shutil, tempfile, warnings
@@ -686,12 +686,23 @@ def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
 def cli_predict(args:argparse.Namespace) -> int:
     "Run `pssr predict`: restore every input with one model."
     check_cli_outputs(args)
+    if getattr(args, 'trust', False): from pssr.evaluate import check_trust_outputs; check_trust_outputs(args)
     net = as_model(args.model, args.device)
     for f in args.inputs:
         out = predict_file(net, f, args.outdir, args.tile, args.overlap, args.bs, args.tta, not args.quiet,
                            args.device, channel=args.channel, dtype=args.dtype, max_memory=args.max_memory)
         print(out)
+        if getattr(args, 'trust', False): print_trust(net, args, f, out)
     return 0
+
+def print_trust(net:torch.nn.Module, args:argparse.Namespace, src, out:Path):
+    "`pssr predict --trust`: write `<stem>_trust.tif` for `out` (`pssr.evaluate.trust_file`), print its scalars and any warning."
+    from pssr.evaluate import model_degradation, trust_file, trust_warning, format_trust
+    std = output_path(src, args.outdir, tag='_pssr_std') if args.tta else None
+    path, stats = trust_file(src, out, args.outdir, model_degradation(args.model, net.scale), std, args.channel, *percentiles(net))
+    print(f'{path}: {format_trust(stats)}')
+    warn = trust_warning(stats, Path(src).name)
+    if warn: print(warn)
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
     "Register `pssr predict` on an argparse `subparsers` object."
@@ -713,6 +724,8 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--bs', type=cli_number(int, 1), default=4, help='tiles per batch (default: 4)')
     p.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
     p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
+    p.add_argument('--trust', action='store_true', help="write <name>_trust.tif: how far the re-degraded restoration is from the "
+                   'input (hallucination guard), print its consistency and warn when it is worse than bilinear interpolation')
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda if available')
     p.add_argument('--channel', type=lambda v: int(v) if v.isdigit() else v, default=None,
                    help='channel (index or name) to restore in multi-channel files')
