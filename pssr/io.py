@@ -552,7 +552,7 @@ def open_tiff_lazy(path) -> tuple | None:
             axes, pixel_size, dtype = _tiff_axes(series.axes), _tiff_pixel_size(tif), series.dtype
             if len(axes) not in (2, 3) or not axes.endswith('YX') or axes[0] in 'CS' or dtype.kind not in 'biuf': return None
         arr = zarr.open_array(tifffile.imread(path, aszarr=True, series=0, level=0), mode='r')
-    except (tifffile.TiffFileError, ValueError, KeyError, TypeError): return None
+    except (tifffile.TiffFileError, ValueError, KeyError, TypeError, IndexError): return None  # unreadable: `read_image` says why
     if arr.shape != tuple(series.shape): return None
     return arr, ImageMeta(axes, pixel_size, dtype.name, str(path), tuple(arr.shape))
 
