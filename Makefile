@@ -62,6 +62,7 @@ test: check-clean check-export nbtest pytest package
 bench: install
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/predict_speed.py
+	$(BIN)/python bench/profile_predict.py
 
 # Restoration quality per CPU minute on the shared EM data (about 80 minutes; run on an idle machine).
 bench-quality: install

@@ -11,13 +11,14 @@ __all__ = ['MULTIPLE', 'MAX_MEMORY', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES
            'is_zarr', 'provenance', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype', 'dtype_note',
            'output_bytes', 'predict_file', 'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks',
            'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'sample_pixels', 'zarr_percentile_range', 'halo_slices',
-           'read_block', 'restore_blocks', 'lazy_plan', 'scratch_arrays', 'write_pyramid', 'tiff_tiles',
+           'read_block', 'restore_blocks', 'lazy_plan', 'write_blocks', 'scratch_arrays', 'write_pyramid', 'tiff_tiles',
            'write_tiled_tiff', 'predict_lazy', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict',
            'print_trust', 'add_cli']
 
 # %% ../nbs/06_predict.ipynb #facce3f8
 import argparse, os, re, shutil, tempfile, warnings
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from math import gcd
 from pathlib import Path
 from typing import Callable, Iterator
@@ -401,7 +402,8 @@ def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
                  channel:int|None=None, # channel to restore in a multi-channel file
                  dtype:str='float32', # output pixel type: 'float32' | 'uint16' | 'uint8' (see `to_dtype`)
                  max_memory:int=MAX_MEMORY, # peak-memory budget (bytes): tile and block sizes follow it
-                 lazy:bool|None=None # TIFF read block by block into a tiled BigTIFF; None: when the output is large
+                 lazy:bool|None=None, # TIFF read block by block into a tiled BigTIFF; None: when the output is large
+                 client=None # a `dask.distributed.Client`: TIFF/OME-Zarr restored block by block on its workers (`pssr.distributed`)
                 ) -> Path:
     "Restore one file into `outdir/<stem>_pssr.tif` (or `.zarr`), plus `<stem>_pssr_std` with `tta`; returns the path."
     src = Path(input_path)
@@ -409,12 +411,17 @@ def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
     check_dtype(dtype)
     net = as_model(model, device)
     pmin, pmax = percentiles(net, pmin, pmax)
+    rf = None
+    if client is not None:
+        from pssr.distributed import restore_distributed
+        rf = partial(restore_distributed, client, net, src, bs=bs, tta=tta, progress=progress)
     if is_zarr(src): return predict_zarr(net, src, outdir, tile, overlap, bs, tta, progress, device, pmin, pmax,
-                                         dtype=dtype, max_memory=max_memory)
+                                         dtype=dtype, max_memory=max_memory, restore_fn=rf)
     lz = open_tiff_lazy(src) if channel is None and lazy is not False else None
-    if lz is not None and (lazy or output_bytes(lz[0].shape, net.scale, tta) > max_memory // 8):
+    if lz is not None and (lazy or client is not None or output_bytes(lz[0].shape, net.scale, tta) > max_memory // 8):
         return predict_lazy(net, *lz, output_path(src, outdir), tile, overlap, bs, tta, progress, pmin, pmax,
-                            dtype=dtype, max_memory=max_memory)
+                            dtype=dtype, max_memory=max_memory, restore_fn=rf)
+    if client is not None: warnings.warn(f'{src.name} cannot be read block by block: restored in this process, not on dask workers')
     x, meta = read_image(src, channel=channel)
     lead = x.shape[:-2]
     if net.n_frames > 1 and x.ndim == 2:
@@ -571,8 +578,18 @@ def lazy_plan(net:torch.nn.Module, arr, src, tile:int|None, overlap:int|None, bs
     block = block or max(1, auto_block(s, tta, max_memory) // cy) * cy  # aligned to the input's chunks
     sample = sample_pixels(arr, block)
     oshape = arr.shape[:-2] + (arr.shape[-2] * s, arr.shape[-1] * s)
-    return dict(tile=tile, overlap=overlap, block=block, lohi=percentile_range(sample, pmin, pmax), oshape=oshape,
+    return dict(tile=tile, overlap=overlap, block=block, lohi=percentile_range(sample, pmin, pmax), shape=tuple(arr.shape), oshape=oshape,
                 ochunks=(1,) * (arr.ndim - 2) + tuple(min(n, gcd(block * s, 1024)) for n in oshape[-2:]))
+
+def write_blocks(net:torch.nn.Module, arr, plan:dict, # network, lazy input, its `lazy_plan`
+                 dst:list, # scratch arrays (`scratch_arrays`): mean (and std)
+                 bs:int=4, tta:bool=False,
+                 blocks:list|None=None, # index tuples from `iter_blocks(plan['shape'], plan['block'])`; default all
+                 progress:bool=True, src='input') -> None:
+    "Restore `blocks` of `arr` as `plan` says and write each into `dst`; blocks are chunk-aligned, so writers never share a chunk."
+    for osl, pb in restore_blocks(net, arr, *plan['lohi'], plan['tile'], plan['overlap'], bs, tta, blocks=blocks,
+                                  block=plan['block'], progress=progress, src=src):
+        for d, p in zip(dst, pb): d[osl] = p
 
 def scratch_arrays(folder:Path, plan:dict, tta:bool) -> list:
     "Uncompressed float32 zarr arrays in `folder` receiving the restored mean (and std) block by block."
@@ -636,11 +653,7 @@ def predict_lazy(net:torch.nn.Module, arr, meta:ImageMeta, # restored network; l
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix='.pssr-scratch-') as scratch:
         dst = scratch_arrays(Path(scratch), plan, tta)
-        if restore_fn is not None: restore_fn(plan, dst)
-        else:
-            for osl, pb in restore_blocks(net, arr, *plan['lohi'], plan['tile'], plan['overlap'], bs, tta,
-                                          block=plan['block'], progress=progress, src=src):
-                for d, p in zip(dst, pb): d[osl] = p
+        (restore_fn or partial(write_blocks, net, arr, bs=bs, tta=tta, progress=progress, src=src))(plan, dst)
         outs = [out] + ([output_path(out.name.replace('_pssr', '', 1), out.parent, out.suffix, '_pssr_std')] if tta else [])
         for o, d, dt in zip(outs, dst, (dtype, 'float32')):
             if is_zarr(o):
@@ -655,14 +668,15 @@ def predict_zarr(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
                  device:str|None=None, pmin:float|None=None, pmax:float|None=None,
                  block:int|None=None, # YX block side (LR px) processed at once; default from `max_memory`, aligned to chunks
                  dtype:str='float32', # output pixel type (see `to_dtype`)
-                 max_memory:int=MAX_MEMORY # peak-memory budget (bytes)
+                 max_memory:int=MAX_MEMORY, # peak-memory budget (bytes)
+                 restore_fn:Callable|None=None # (plan, scratch arrays) -> None, e.g. on dask workers; default: in this process
                 ) -> Path:
     "Restore an OME-Zarr volume out of core, block by block with halos, into the multiscale OME-Zarr `outdir/<stem>_pssr.zarr`."
     src, net = Path(input_path), as_model(model, device)
     arr, meta = read_ome_zarr(src)
     pmin, pmax = percentiles(net, pmin, pmax)
     return predict_lazy(net, arr, meta, output_path(src, outdir, '.zarr'), tile, overlap, bs, tta, progress, pmin, pmax,
-                        block, check_dtype(dtype), max_memory)
+                        block, check_dtype(dtype), max_memory, restore_fn)
 
 # %% ../nbs/06_predict.ipynb #139a5f63
 def cli_outputs(inputs:list, outdir, tta:bool=False) -> list[Path]:
@@ -686,13 +700,20 @@ def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
 def cli_predict(args:argparse.Namespace) -> int:
     "Run `pssr predict`: restore every input with one model."
     check_cli_outputs(args)
+    if args.workers and args.dask_scheduler:
+        raise PssrInputError('--workers', 'cannot be combined with --dask-scheduler', 'use one: a local cluster or a running scheduler')
     if getattr(args, 'trust', False): from pssr.evaluate import check_trust_outputs; check_trust_outputs(args)
     net = as_model(args.model, args.device)
-    for f in args.inputs:
-        out = predict_file(net, f, args.outdir, args.tile, args.overlap, args.bs, args.tta, not args.quiet,
-                           args.device, channel=args.channel, dtype=args.dtype, max_memory=args.max_memory)
-        print(out)
-        if getattr(args, 'trust', False): print_trust(net, args, f, out)
+    with ExitStack() as stack:
+        client = None
+        if args.workers or args.dask_scheduler:
+            from pssr.distributed import dask_client
+            client = stack.enter_context(dask_client(args.workers, args.dask_scheduler))
+        for f in args.inputs:
+            out = predict_file(net, f, args.outdir, args.tile, args.overlap, args.bs, args.tta, not args.quiet,
+                               args.device, channel=args.channel, dtype=args.dtype, max_memory=args.max_memory, client=client)
+            print(out)
+            if getattr(args, 'trust', False): print_trust(net, args, f, out)
     return 0
 
 def print_trust(net:torch.nn.Module, args:argparse.Namespace, src, out:Path):
@@ -729,6 +750,11 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda if available')
     p.add_argument('--channel', type=lambda v: int(v) if v.isdigit() else v, default=None,
                    help='channel (index or name) to restore in multi-channel files')
+    p.add_argument('--workers', type=cli_number(int, 1), default=None, metavar='N',
+                   help='restore TIFF/OME-Zarr inputs block by block on a local dask cluster of N processes (one thread each)')
+    p.add_argument('--dask-scheduler', default=None, metavar='ADDRESS',
+                   help='restore on a running dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (SLURM, Kubernetes: see README); '
+                        'the output folder must be on storage the workers share')
     p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
     p.set_defaults(func=cli_predict)
     return p
