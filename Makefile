@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # This machine serves these wheels from local disk; pyproject.toml only declares ranges.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo data test check-clean check-export check-notebooks nbtest pytest package bench bench-quality clean
+.PHONY: install demo data test check-clean check-export check-notebooks nbtest pytest package bench bench-quality napari-screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ bench: install
 bench-quality: install
 	$(BIN)/python bench/quality_budget.py --minutes 5
 	$(BIN)/python bench/quality_budget.py --cli 20
+
+# README's picture of the plugin in a real napari window (nbs/images/napari_plugin.png): needs Xvfb and Mesa's
+# software OpenGL (apt: xvfb libgl1-mesa-dri and Qt's xcb libraries); trains a 1-minute model first (about 2 min).
+napari-screenshot: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/napari_screenshot.py --overwrite
 
 clean:
 	rm -rf $(VENV) _proc _docs .pytest_cache
