@@ -13,7 +13,7 @@ and scores both on the held-out ssTEM slices and on the last 5 FIB-SEM slices (n
 and without test-time augmentation (8 dihedral views averaged). Same scoring as quality_budget (`pssr.evaluate`,
 PSSR's EM crappifier x4, seeded).
 
-    .venv/bin/python bench/quality_ceiling.py            # about 2 x 6 minutes on an idle 2-core machine
+    .venv/bin/python bench/quality_ceiling.py            # about 15 minutes on an idle 2-core machine
     .venv/bin/python bench/quality_ceiling.py --report
 
 Results: bench/results/quality_ceiling.json. Not a test: it needs the shared data.
