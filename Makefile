@@ -37,10 +37,9 @@ check-export: install
 	git diff --exit-code --stat -- pssr
 	@test -z "$$(git status --porcelain --untracked-files=all -- pssr)" || { git status --short -- pssr; echo 'pssr/ out of sync with nbs/: run nbdev-export and commit'; exit 1; }
 
-# Every notebook carries outputs, none over 2 MB, nbs/ under 15 MB. Notebooks listed in
-# .ci/notebooks_without_outputs.txt may lack outputs for now (empty it to be strict); not yet part of `test`.
+# Every notebook carries outputs (they are the docs), none over 2 MB, nbs/ under 15 MB.
 check-notebooks:
-	python3 .ci/check_notebooks.py nbs --allow-file .ci/notebooks_without_outputs.txt
+	python3 .ci/check_notebooks.py nbs
 
 # Notebooks run two at a time on this 2-core machine: one torch thread each.
 nbtest: install
@@ -57,7 +56,7 @@ package: install
 	$(BIN)/twine check --strict $(VENV)/dist/*
 	rm -rf build
 
-test: check-clean check-export nbtest pytest package
+test: check-clean check-export check-notebooks nbtest pytest package
 
 bench: install
 	$(BIN)/python bench/train_speed.py
