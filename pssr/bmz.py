@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 import pssr.models
-from .io import PssrInputError, atomic_write, percentile_range, PMIN, PMAX
+from .io import PssrInputError, atomic_write, normalize_percentile, percentile_range, PMIN, PMAX
 from .data import synthetic, synthetic_timelapse
 from .learner import load_model, cpu_state, library_versions, model_from_record
 from .predict import restore, as_model, percentiles
@@ -117,8 +117,7 @@ def weights_descr(v0_5, net, rec:dict, folder:Path, xi:np.ndarray):
 
 # %% ../nbs/14_bmz.ipynb #6e936250
 def _to_uint8(a:np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(a, (PMIN, PMAX))
-    return (np.clip((a - lo) / (hi - lo + 1e-12), 0, 1) * 255).astype(np.uint8)
+    return (np.clip(normalize_percentile(a), 0, 1) * 255).astype(np.uint8)
 
 def cover_image(xi:np.ndarray, yo:np.ndarray, path:Path) -> Path:
     "A 2:1 PNG: the LR test input (nearest-neighbour enlarged) beside the restored test output."
