@@ -78,10 +78,9 @@ def main(argv=None):
             cfg = TrainConfig(name=f'ceiling{i}', hr=str(link_folder(paths, Path(tmp) / f'train{i}')), crappifier='em', scale=4,
                               epochs=a.epochs, tiles_per_image=max(1, round(320 / n_train)), models_dir=str(Path(tmp) / 'models'))
             t0 = time.perf_counter()
-            model = train(cfg).model.eval()
-            wall = time.perf_counter() - t0
-            rec = json.loads((Path(tmp) / 'models' / f'ceiling{i}.json').read_text())
-            steps = (rec.get('schedule') or {}).get('total_steps')
+            learn = train(cfg)
+            wall, model = time.perf_counter() - t0, learn.model.eval()
+            steps = len(learn.dls.train) * a.epochs  # fixed epochs: no time-budget schedule in the JSON
             for tta in (False, True):
                 predict = (lambda _, x: restore(model, x, progress=False, tta=True)[0]) if tta else \
                           (lambda _, x: restore(model, x, progress=False))
