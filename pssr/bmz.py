@@ -6,7 +6,7 @@
 __all__ = ['BMZ_HINT', 'PAPER_DOI', 'PAPER', 'DATA_DOI', 'HALO_LR', 'ARCH_SOURCE', 'bmz_spec', 'test_image', 'test_tensors',
            'lr_pixel_size', 'space_axes', 'tensor_descrs', 'environment_yaml', 'weights_descr', 'cover_image',
            'training_summary', 'readme', 'training_data_descr', 'check_package', 'model_descr', 'export', 'BmzNet',
-           'bmz_geometry', 'bmz_percentiles', 'bmz_network', 'load_bmz', 'strip_pssr_record', 'cli_export', 'add_cli']
+           'bmz_geometry', 'bmz_percentiles', 'bmz_network', 'load_bmz', 'strip_pssr_record', 'cli_export']
 
 # %% ../nbs/14_bmz.ipynb #5fee7fb3
 import argparse, json, shutil, tempfile, warnings, zipfile
@@ -16,7 +16,8 @@ from PIL import Image
 import pssr.models
 from .io import PssrInputError, atomic_write, normalize_percentile, percentile_range, PMIN, PMAX
 from .data import synthetic, synthetic_timelapse
-from .learner import load_model, cpu_state, library_versions, model_from_record
+from .model_io import load_model, cpu_state, library_versions, model_from_record
+from .config import ModelRecord, Normalization
 from .predict import restore, as_model, percentiles
 
 # %% ../nbs/14_bmz.ipynb #6541122c
@@ -57,7 +58,7 @@ HALO_LR = 8  # LR px cropped from each side of a tile by a tiling consumer
 def lr_pixel_size(rec:dict) -> float|None:
     "The LR pixel size (µm) a model was trained for, if its JSON records one."
     hr = ((rec or {}).get('config') or {}).get('hr_pixel_size')
-    return hr * rec['scale'] if hr else None
+    return hr * rec['model']['scale'] if hr else None
 
 def space_axes(v0_5, net, rec:dict) -> tuple[list, list]:
     "Input and output `y`, `x` axes: parameterised input sizes, output `scale` times finer with a halo."
@@ -130,14 +131,14 @@ def training_summary(rec:dict) -> str:
     "Markdown lines on a model's training: data, crappifier, schedule and validation metrics."
     cfg, data = rec.get('config') or {}, rec.get('data') or {}
     hr = data.get('hr') or {}
-    lines = [f"- architecture: `{rec['model'].get('arch')}` ({rec['model'].get('mode')} mode), ×{rec['scale']}, "
-             f"{rec['n_frames']} input frame(s); LR crops of {rec.get('train_lr_size')} px",
+    lines = [f"- architecture: `{rec['model'].get('arch')}` ({rec['model'].get('mode')} mode), ×{rec['model']['scale']}, "
+             f"{rec['model']['n_frames']} input frame(s); LR crops of {rec.get('train_lr_size')} px",
              f"- training data: {len(hr.get('files', []))} high-resolution image(s) from `{hr.get('folder', 'n/a')}` "
              f"(SHA-256 of names and sizes `{hr.get('sha256')}`), crappified on the fly" if data.get('kind') == 'hr'
              else f"- training data: {data.get('kind', 'not recorded')}",
              f"- crappifier: `{json.dumps(rec.get('crappifier'))}`",
              f"- loss `{cfg.get('loss')}`, batch {cfg.get('bs')}, learning rate {cfg.get('lr')}, "
-             f"{len(rec.get('history') or [])} epoch(s), seed {rec.get('seed')}",
+             f"{len(rec.get('history') or [])} epoch(s), seed {cfg.get('seed')}",
              f"- validation metrics of these weights: `{json.dumps(rec.get('metrics'))}`",
              f"- libraries: `{json.dumps(rec.get('versions'))}`"]
     return '\n'.join(lines)
@@ -245,7 +246,7 @@ def export(model, # a saved model (`.pth`/`.json` written by `pssr train`)
     net, rec = load_model(src)
     name = name or 'PSSR ' + (src.with_suffix('').name if src.suffix in ('.pth', '.json') else src.name)
     with tempfile.TemporaryDirectory() as tmp:
-        descr = model_descr(net, rec, name, Path(tmp), list(authors), license)
+        descr = model_descr(net, rec.to_dict(), name, Path(tmp), list(authors), license)
         save_bioimageio_package(descr, output_path=Path(tmp)/'package.zip')
         if check: check_package(Path(tmp)/'package.zip')
         with atomic_write(out, 'wb', inputs=(src.with_suffix('.pth'), src.with_suffix('.json'))) as f, open(Path(tmp)/'package.zip', 'rb') as g:
@@ -296,8 +297,8 @@ def bmz_network(descr, src) -> torch.nn.Module:
 
 def load_bmz(path, # a bioimage.io model package (`.zip`) or its `rdf.yaml`
              device=None, # where to put the model; default CPU
-            ) -> tuple[torch.nn.Module, dict]:
-    "Load a bioimage.io model package for `restore`: the network (eval mode) and a pssr-style record."
+            ) -> tuple[torch.nn.Module, ModelRecord]:
+    "Load a bioimage.io model package for `restore`: the network (eval mode, its record as `.record`) and its `ModelRecord`."
     bmz_spec()
     from bioimageio.spec import load_model_description, InvalidDescr
     path = Path(path)
@@ -310,13 +311,13 @@ def load_bmz(path, # a bioimage.io model package (`.zip`) or its `rdf.yaml`
     rec = getattr(descr.config, 'pssr', None)
     if isinstance(rec, dict) and descr.weights.pytorch_state_dict is not None:  # exported by pssr: rebuild exactly
         state = torch.load(descr.weights.pytorch_state_dict.get_reader(), map_location='cpu', weights_only=True)
-        return model_from_record(rec, state, path).to(device or 'cpu'), rec
+        net = model_from_record(rec, state, path).to(device or 'cpu')
+        return net, net.record
     scale, n_frames, mult = bmz_geometry(descr, path)
     pmin, pmax = bmz_percentiles(descr, path)
     net = BmzNet(bmz_network(descr, path).eval(), scale, n_frames, mult)
-    rec = {'format': 'bioimage.io', 'name': descr.name, 'scale': scale, 'n_frames': n_frames,
-           'normalization': {'method': 'percentile', 'per': 'image', 'pmin': pmin, 'pmax': pmax, 'clip': False}}
-    return net.to(device or 'cpu').eval(), rec
+    net.record = ModelRecord(None, Normalization(pmin, pmax), package={'format': 'bioimage.io', 'name': descr.name, 'scale': scale, 'n_frames': n_frames})
+    return net.to(device or 'cpu').eval(), net.record
 
 # %% ../nbs/14_bmz.ipynb #c56c98a4
 def strip_pssr_record(src, dst) -> Path:
@@ -337,18 +338,3 @@ def cli_export(args:argparse.Namespace) -> int:
     print(export(args.model, args.out, args.name, args.author or ('pssr-fastai user',), args.license, args.overwrite, not args.no_test))
     return 0
 
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    "Register `pssr export-bmz`."
-    p = subparsers.add_parser('export-bmz', help='export a trained model as a bioimage.io model package (.zip)',
-        description='Write a bioimage.io model package (spec 0.5: state-dict + TorchScript weights, test tensors, '
-                    'cover, README, citation, training record), checked with bioimage.io\'s model test. '
-                    "Needs pip install 'pssr-fastai[bmz]'.")
-    p.add_argument('model', help='trained model (.pth written by `pssr train`)')
-    p.add_argument('-o', '--out', required=True, help='package to write, e.g. model.zip')
-    p.add_argument('--name', default=None, help="model name (default: 'PSSR <model name>')")
-    p.add_argument('--author', action='append', help='author name (repeat for several; default: pssr-fastai user)')
-    p.add_argument('--license', default='CC-BY-4.0', help='SPDX licence of the weights (default CC-BY-4.0)')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing package')
-    p.add_argument('--no-test', action='store_true', help="skip bioimage.io's model test of the written package")
-    p.set_defaults(func=cli_export)
-    return p

@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from tqdm.auto import tqdm
 
 from .io import PssrInputError, open_tiff_lazy
-from .learner import cpu_state, model_from_record, model_record
+from .model_io import cpu_state, model_from_record, model_record
 from .predict import get_device, is_zarr, iter_blocks, read_ome_zarr, write_blocks
 
 # %% ../nbs/18_distributed.ipynb #79eea957

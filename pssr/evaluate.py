@@ -18,6 +18,7 @@ from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
+from .config import ModelRecord, read_json, add_common, deprecated_alias, require
 from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
                      list_images, normalize_percentile, percentile_range, read_image, write_tiff)
 
@@ -225,19 +226,16 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
                       scale: int | None = None, # the model's scale, if known (saves loading it)
                      ) -> Callable:
     "`hr -> lr` without noise for a model: its training crappifier (from its JSON), else bilinear by its scale (pair-trained models)."
-    rec = {}
+    rec = getattr(model, 'record', None)
     if isinstance(model, (str, Path)):
         p = Path(model)
         j = p.with_suffix('.json') if p.suffix in ('.pth', '.json') else p.with_name(p.name + '.json')
-        if j.is_file():
-            try: rec = json.loads(j.read_text())
-            except (OSError, ValueError) as e:
-                raise PssrInputError(j, f'model description unreadable ({e})', 'restore the file written by pssr train') from None
-        if scale is None and not rec.get('scale'):
+        if j.is_file(): rec = ModelRecord.from_dict(read_json(j, 'a model description (.json)'), j)
+        elif scale is None:
             from pssr.predict import as_model
             scale = as_model(model).scale
     else: scale = scale or model.scale
-    return clean_degradation(rec.get('crappifier') if isinstance(rec, dict) else None, scale or rec.get('scale'))
+    return clean_degradation(rec.crappifier if rec is not None else None, scale or rec.scale)
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
@@ -297,8 +295,8 @@ def as_predictor(model) -> tuple[Callable | None, int | None]:
     if isinstance(model, (str, Path)):
         if not Path(model).exists():
             raise PssrInputError(str(model), 'model file not found', 'Pass the .pth written by `pssr train`')
-        from pssr.learner import load_model
-        model = load_model(model)[0]
+        from pssr.model_io import load_model
+        model = load_model(model)[0]  # restore normalises with its recorded percentiles (`model.record`)
     import torch
     if isinstance(model, torch.nn.Module):
         from pssr.predict import restore
@@ -545,37 +543,39 @@ def trust_file(src, restored, outdir, degrade: Callable, # input file, its resto
 # %% ../nbs/07_evaluate.ipynb #2aa5cc22
 def run_evaluate_cli(args) -> int:
     "Run `pssr evaluate` from parsed arguments."
+    require(args, 'hr', '--hr-dir'); require(args, 'outdir', '-o/--out')
     if bool(args.lr) == bool(args.crappifier):
-        raise PssrInputError('pssr evaluate', 'give either --lr (real pairs) or --crappifier (synthetic), not both or neither',
-                             'Add --lr LR_FOLDER, or --crappifier em|fluo|physical|FILE.json')
+        raise PssrInputError('pssr evaluate', 'give either --lr-dir (real pairs) or --crappifier (synthetic), not both or neither',
+                             'Add --lr-dir LR_FOLDER, or --crappifier em|fluo|physical|FILE.json')
     model = Path(args.model) if args.model else None
     reads = [p for p in (args.hr, args.lr, args.crappifier if str(args.crappifier).lower().endswith('.json') else None) if p]
     reads += [model, model.with_suffix('.pth'), model.with_suffix('.json')] if model else []
-    out = check_output(args.outdir, reads, args.overwrite, folder=True, option='-o/--outdir')
+    out = check_output(args.outdir, reads, args.overwrite, folder=True, option='-o/--out')
     for d in (args.hr, args.lr):
         if d: list_images(d)  # missing or empty folders fail before the report is started
     with atomic_dir(out, reads) as tmp:  # a complete report, or none: never a mix of old and new files
-        common = dict(outdir=tmp, pixel_size=args.pixel_size, progress=not args.no_progress)
+        common = dict(outdir=tmp, pixel_size=args.pixel_size, progress=not args.quiet)
         if args.lr: evaluate_pairs(args.model, args.lr, args.hr, align=args.align or 'centers', **common)
         else: evaluate_synthetic(args.model, args.hr, args.crappifier, seed=args.seed, scale=args.scale,
                                  align=args.align, **common)
     return 0
 
 def add_cli(subparsers) -> argparse.ArgumentParser:
-    "Register `pssr evaluate` on an argparse `subparsers` object."
+    "Register `pssr evaluate` on an argparse `subparsers` object (no torch: the model is loaded when it runs)."
     p = subparsers.add_parser('evaluate', help='measure restorations against ground truth (PSNR, SSIM, FRC)',
                               description='Compare a model and interpolation baselines with high-resolution ground truth.')
     p.add_argument('--model', help='trained model (.pth from `pssr train`); omit to evaluate only the baselines')
-    p.add_argument('--lr', help='folder of real low-resolution images, matched to --hr by file name')
-    p.add_argument('--hr', required=True, help='folder of high-resolution ground-truth images')
-    p.add_argument('--crappifier', help="synthetic mode: degrade --hr with 'em', 'fluo', 'physical' or a crappifier .json")
+    p.add_argument('--lr-dir', dest='lr', metavar='DIR', help='folder of real low-resolution images, matched to --hr-dir by file name')
+    p.add_argument('--hr-dir', dest='hr', metavar='DIR', help='folder of high-resolution ground-truth images (required)')
+    for old, new in (('--lr', '--lr-dir'), ('--hr', '--hr-dir')): deprecated_alias(p, old, new)
+    p.add_argument('--crappifier', help="synthetic mode: degrade --hr-dir with 'em', 'fluo', 'physical' or a crappifier .json")
     p.add_argument('--scale', type=cli_number(int, 1), help='synthetic mode without model: upscaling factor (default 4)')
     p.add_argument('--pixel-size', type=cli_number(float, above=0), help='HR pixel size in µm, to report FRC resolution in nm')
-    p.add_argument('--seed', type=cli_number(int, 0), default=0, help='random seed of the synthetic degradation')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
+    p.add_argument('--seed', type=cli_number(int, 0), default=0, help='random seed of the synthetic degradation (default: 0)')
     p.add_argument('--align', choices=ALIGNMENTS, help="baselines' pixel alignment (default: 'centers' for real "
                    "pairs, the crappifier's own for synthetic)")
-    p.add_argument('-o', '--outdir', required=True, help='output folder for CSVs and PNGs')
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_common(p, 'output folder for CSVs and PNGs (required)', dest='outdir')
+    deprecated_alias(p, '--no-progress', '--quiet')
     p.set_defaults(func=run_evaluate_cli)
     return p
+

@@ -4,11 +4,9 @@
 
 # %% ../nbs/05_learner.ipynb #5f3724cf
 from __future__ import annotations
-import argparse, contextlib, copy, dataclasses, datetime, hashlib, inspect, json, math, os, platform, random, re, shutil, time, warnings
-from dataclasses import dataclass, asdict
+import contextlib, copy, dataclasses, json, math, os, random, re, shutil, time, warnings
 from pathlib import Path
 import numpy as np, torch
-import fastai
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (patches Learner.fit_one_cycle)
@@ -17,226 +15,22 @@ from fastai.torch_core import set_seed, rank_distrib
 from fastai.optimizer import OptimWrapper, Adam
 from functools import partial
 from typing import Callable
-import pssr
-from .io import PssrInputError, atomic_write, check_output, cli_number, list_images, read_image, PMIN, PMAX
-from .crappify import Crappifier, get_crappifier, fit_crappifier
+from .io import PssrInputError, list_images, read_image
+from .config import TrainConfig, ModelConfig, ModelRecord, PRESETS, DEFAULT_LR, GAN_MIN_SIZE, check, checkpoint_dir
+from .crappify import fit_crappifier
 from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
-from .selfsup import SELF_SUPERVISED, DEFAULT_RADIUS, noisy_dataloaders, otf_radius, SharpenFNSM, fnsm_modules
-from .models import ARCHS, pssr_unet, PSSRNet, ModelConfig
-from .losses import LOSSES, get_loss, psnr_metric, ssim_metric
+from .selfsup import DEFAULT_RADIUS, noisy_dataloaders, otf_radius, SharpenFNSM, fnsm_modules
+from .models import build_model, PSSRNet
+from .losses import get_loss, psnr_metric, ssim_metric
+from .model_io import (plain, torch_save, torch_load, unwrap, cpu_state, library_versions, describe_data, epoch_metrics,
+                           model_stem, model_record, save_model, load_model, model_from_record)
 
 # %% auto #0
-__all__ = ['MODES', 'FP16_CHOICES', 'DEFAULT_LR', 'PRESETS', 'CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'GAN_MIN_SIZE',
-           'check_normalization', 'TrainConfig', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
-           'EpochSeed', 'checkpoint_dir', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints',
-           'load_checkpoint', 'cpu_state', 'Checkpoint', 'is_distributed', 'distrib_context',
-           'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule', 'plan_budget', 'Replan', 'Deadline',
-           'config_dataloaders', 'train', 'use_best_weights', 'match_config', 'fnsm_config', 'as_config',
-           'library_versions', 'describe_data', 'model_record', 'save_model', 'model_from_record', 'load_model',
-           'init_from', 'patch_critic', 'gan_learner', 'train_gan', 'add_cli', 'config_from_args', 'train_reads',
-           'check_train_outputs', 'train_cli']
-
-# %% ../nbs/05_learner.ipynb #45526ad6
-MODES = ('lr', 'upsampled')
-FP16_CHOICES = ('auto', True, False)
-DEFAULT_LR = 4e-3  # one-cycle peak for AdamW: best of 1e-3/4e-3 for the default model in bench/quality_budget.py
-# Named configurations; TrainConfig's own defaults are the one chosen by bench/quality_budget.py.
-PRESETS = {
-    'pssr-resnet34': dict(arch='resnet34', mode='lr', size=128, bs=8, lr=1e-3, loss='mse'),  # PSSR's encoder, U-Net at LR input size
-    'pssr-original': dict(arch='resnet34', mode='upsampled', size=128, bs=8, lr=1e-3, loss='mse'),  # the paper's: bilinear first, U-Net at HR
-}
-
-def _supported_kwargs(f, **kwargs) -> dict:
-    "The subset of `kwargs` that `f` accepts."
-    params = inspect.signature(f).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()): return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
-
-def _check(ok:bool, field_name:str, problem:str, hint:str):
-    "Raise `PssrInputError` naming the config field when `ok` is false."
-    if not ok: raise PssrInputError(f'TrainConfig.{field_name}', problem, hint)
-
-# %% ../nbs/05_learner.ipynb #63893554
-def _read_json(path:Path, what:str):
-    "The parsed JSON in `path`; a missing, unreadable or malformed file is a `PssrInputError` naming it."
-    try: return json.loads(Path(path).read_text())
-    except FileNotFoundError: raise PssrInputError(path, f'{what} not found', 'check the path') from None
-    except OSError as e: raise PssrInputError(path, f'{what} cannot be read ({e.strerror})', 'check that it is a file you may read') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PssrInputError(path, f'{what} is not valid JSON ({e})', 'restore the file (it was edited or truncated)') from None
-
-def check_normalization(rec:dict, path) -> tuple[float, float]:
-    "The `pmin`, `pmax` a model's JSON records (defaults if absent); an edited, invalid pair is a `PssrInputError` naming the file."
-    norm = rec.get('normalization') or {}
-    lo, hi = (norm.get('pmin', PMIN), norm.get('pmax', PMAX)) if isinstance(norm, dict) else (None, None)
-    nums = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi))
-    if not (nums and 0 <= lo < hi <= 100):
-        raise PssrInputError(path, f'invalid "normalization" {norm!r}', f'need 0 <= pmin < pmax <= 100 (defaults {PMIN}, {PMAX}): restore the file')
-    return float(lo), float(hi)
-
-# %% ../nbs/05_learner.ipynb #c9c1ffe5
-@dataclass
-class TrainConfig:
-    "Everything needed to reproduce a PSSR model."
-    name: str = 'pssr'                 # model name: writes `<models_dir>/<name>.pth` and `.json`
-    hr: str|None = None                # folder of HR images, crappified on the fly
-    lr_dir: str|None = None            # folder of real LR images (pairs mode, with `hr_dir`)
-    hr_dir: str|None = None            # folder of matching HR images (pairs mode)
-    crappifier: str|dict = 'em'        # 'em' | 'fluo' | 'physical' | 'none' | FILE.json | `Crappifier.to_dict()`
-    match: str|None = None             # a real LR acquisition to train for: fit the crappifier's noise to it, match pixel sizes
-    hr_pixel_size: float|None = None   # resample HR images to this pixel size (µm) first; `match` sets it to the LR's / scale
-    scale: int = 4                     # HR pixels per LR pixel
-    n_frames: int = 1                  # consecutive LR frames fed to the model (odd)
-    size: int = 128                    # HR crop size in pixels; the LR crop is `size // scale`
-    bs: int = 8                        # batch size
-    epochs: int = 10                   # one-cycle length in epochs (ignored when `minutes` is set)
-    minutes: float|None = None         # time budget: size the one-cycle schedule to end within it (measured on the first steps)
-    lr: float|None = DEFAULT_LR        # peak learning rate; None -> `DEFAULT_LR`
-    loss: str = 'mse'                  # 'mse' | 'l1' | 'msssim_l1' | 'perceptual' | 'gan' (pixel pre-training, then adversarial)
-    arch: str = 'lr_resnet'            # U-Net encoder (see `PRESETS` for PSSR's ResNet-34)
-    mode: str = 'lr'                   # 'lr': model sees the LR image; 'upsampled': bilinear-upsampled first
-    pretrained: bool = False           # ImageNet encoder weights (needs them cached locally)
-    weights: str|None = None           # local encoder state dict (`.pth`) instead of `pretrained` (see `pssr.models`)
-    init_model: str|None = None        # fine-tune: start from this saved PSSR model (`.pth`/`.json`/stem)
-    channels_last: bool = False        # channels_last memory format (see `bench/train_speed.py` for whether it helps)
-    valid_pct: float = 0.2             # fraction of images held out for validation
-    seed: int = 0                      # seeds weights, crops, noise and the split
-    tiles_per_image: int = 16          # random crops per image per epoch
-    wd: float = 1e-3                   # weight decay
-    models_dir: str = 'models'         # where models and checkpoints go
-    pmin: float = PMIN                 # normalisation lower percentile
-    pmax: float = PMAX                 # normalisation upper percentile
-    fp16: str|bool = 'auto'            # mixed precision: 'auto' = on CUDA only
-    resume: bool = False               # continue from the last checkpoint in `<models_dir>/<name>_ckpt`
-    device: str|None = None            # 'cpu', 'cuda', 'cuda:1'...; None = CUDA if available
-    noisy: str|None = None             # folder of noisy stacks/images: self-supervised training, no clean data (`pssr.selfsup`)
-    self_supervised: str|None = None   # with `noisy`: 'time' (TiS) | 'space' (SiS) | 'subsample' (2D); None: from the files' axes
-    amend: bool = True                 # with `noisy`: rDL's amending constraint (neighbours) / half-pixel correction (sub-images)
-    fnsm: bool = False                 # end the network with a Fourier noise-suppression module (trainable radius)
-    fnsm_radius: float|None = None     # its initial radius (units of Nyquist); None: the OTF cut-off from `na`, `wavelength` and the pixel size, else 0.5
-    na: float|None = None              # numerical aperture (for the FNSM's initial radius)
-    wavelength: float|None = None      # emission wavelength in nm (for the FNSM's initial radius)
-    gan_pixel_loss: str = 'mse'        # with loss='gan': the pixel loss of pre-training and of the adversarial phase
-    gan_weight: float = 0.02           # with loss='gan': weight of the adversarial term (pixel term 1; decrappify's 1/50)
-    gan_epochs: int|None = None        # with loss='gan': adversarial epochs after the `epochs` of pre-training; None: epochs // 2 (>= 1)
-
-    def __post_init__(self): self.validate()
-
-    def validate(self) -> 'TrainConfig':
-        "Check every value; raise `PssrInputError` naming the field and the fix."
-        _check(isinstance(self.name, str) and re.fullmatch(r'[\w.\-]+', self.name or '') is not None, 'name',
-               f'{self.name!r} is not a usable file name', 'use letters, digits, `_`, `-` and `.` only')
-        for f in ('scale', 'n_frames', 'size', 'bs', 'epochs', 'tiles_per_image'):
-            v = getattr(self, f)
-            _check(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1, f,
-                   f'must be a positive integer, got {v!r}', 'fix the value')
-        _check(self.minutes is None or (isinstance(self.minutes, (int, float)) and not isinstance(self.minutes, bool)
-               and math.isfinite(self.minutes) and self.minutes > 0), 'minutes',
-               f'must be a positive number of minutes or None, got {self.minutes!r}', 'e.g. 20 (or leave it out and give epochs)')
-        _check(self.hr_pixel_size is None or (isinstance(self.hr_pixel_size, (int, float)) and self.hr_pixel_size > 0), 'hr_pixel_size',
-               f'must be a positive pixel size in µm or None, got {self.hr_pixel_size!r}', 'e.g. 0.002 for 2 nm')
-        _check(self.match is None or self.lr_dir is None, 'match', 'matching a real LR image needs HR images to crappify',
-               'use hr=FOLDER with match=LR_IMAGE (pairs are real already)')
-        _check(self.n_frames % 2 == 1, 'n_frames', f'must be odd (centre frame plus neighbours), got {self.n_frames}',
-               'use 1, 3 or 5')
-        _check(self.size % self.scale == 0, 'size', f'{self.size} is not divisible by scale {self.scale}',
-               f'use a multiple of {self.scale}, e.g. {max(self.scale, self.size // self.scale * self.scale)}')
-        _check(self.mode in MODES, 'mode', f'unknown mode {self.mode!r}', f'use one of {MODES}')
-        _check(self.arch in ARCHS, 'arch', f'unknown architecture {self.arch!r}', f'use one of {ARCHS}')
-        _check(self.lr is None or (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0), 'lr',
-               f'must be positive or None, got {self.lr!r}', 'e.g. 1e-3')
-        _check(isinstance(self.wd, (int, float)) and not isinstance(self.wd, bool) and math.isfinite(self.wd) and self.wd >= 0, 'wd',
-               f'must be a finite number >= 0, got {self.wd!r}', 'e.g. 1e-3 (0 for none)')
-        _check(self.device is None or (isinstance(self.device, str) and re.fullmatch(r'cpu|cuda(:\d+)?', self.device) is not None),
-               'device', f'unknown device {self.device!r}', "use 'cpu', 'cuda' or 'cuda:1' (or leave it out)")
-        _check(0 < self.valid_pct < 1, 'valid_pct', f'must be in (0, 1), got {self.valid_pct}', 'e.g. 0.2')
-        _check(0 <= self.pmin < self.pmax <= 100, 'pmin', f'need 0 <= pmin < pmax <= 100, got {self.pmin}, {self.pmax}',
-               f'defaults are {PMIN}, {PMAX}')
-        _check(self.fp16 in FP16_CHOICES, 'fp16', f'must be one of {FP16_CHOICES}, got {self.fp16!r}', "use 'auto'")
-        _check(self.hr is None or self.lr_dir is None, 'hr', 'both `hr` and `lr_dir` are set',
-               'train from HR images (hr) or from real pairs (lr_dir + hr_dir), not both')
-        _check((self.lr_dir is None) == (self.hr_dir is None), 'lr_dir', 'pairs need both `lr_dir` and `hr_dir`',
-               'pass both folders')
-        _check(self.loss in LOSSES or self.loss == 'gan', 'loss', f'unknown loss {self.loss!r}', f"use one of {(*LOSSES, 'gan')}")
-        if self.loss == 'gan': self._validate_gan()
-        _check(self.noisy is None or (self.hr is None and self.lr_dir is None), 'noisy', 'noisy data and clean data are both given',
-               'train self-supervised (noisy) or from HR images / pairs, not both')
-        _check(self.self_supervised is None or self.self_supervised in SELF_SUPERVISED, 'self_supervised',
-               f'unknown mode {self.self_supervised!r}', f'use one of {SELF_SUPERVISED}')
-        _check(self.self_supervised is None or self.noisy is not None, 'self_supervised', 'self-supervision needs noisy data',
-               'pass noisy=FOLDER (pssr train --noisy DIR)')
-        _check(self.noisy is None or self.n_frames == 1, 'n_frames', 'self-supervised training takes one input frame',
-               'use n_frames=1 (--frames 1)')
-        for f in ('fnsm_radius', 'na', 'wavelength'):
-            v = getattr(self, f)
-            _check(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0), f,
-                   f'must be a positive number or None, got {v!r}', 'e.g. fnsm_radius=0.5, na=1.4, wavelength=520 (nm)')
-        _check((self.na is None) == (self.wavelength is None), 'na', 'the OTF cut-off needs both na and wavelength',
-               'give both (or neither)')
-        if self.hr is not None: self.get_crappifier()  # unknown crappifier / wrong scale -> PssrInputError
-        return self
-
-    def _validate_gan(self):
-        "The checks of adversarial training (`loss='gan'`)."
-        _check(self.gan_pixel_loss in LOSSES, 'gan_pixel_loss', f'unknown pixel loss {self.gan_pixel_loss!r}', f'use one of {LOSSES}')
-        _check(self.noisy is None, 'loss', 'adversarial training needs clean targets, not noisy data', 'train --noisy without --gan')
-        _check(self.size >= GAN_MIN_SIZE, 'size', f'the patch critic needs HR crops of at least {GAN_MIN_SIZE} px, got {self.size}',
-               f'use --size {GAN_MIN_SIZE} or more')
-        _check(self.minutes is None, 'minutes', 'a time budget sizes one schedule, but --gan trains in two phases', 'give --epochs (and --gan-epochs)')
-        _check(isinstance(self.gan_weight, (int, float)) and not isinstance(self.gan_weight, bool) and math.isfinite(self.gan_weight)
-               and self.gan_weight > 0, 'gan_weight', f'must be a positive number, got {self.gan_weight!r}', 'e.g. 0.02')
-        _check(self.gan_epochs is None or (isinstance(self.gan_epochs, int) and not isinstance(self.gan_epochs, bool) and self.gan_epochs >= 1),
-               'gan_epochs', f'must be a positive integer or None, got {self.gan_epochs!r}', 'e.g. 5')
-
-    def get_crappifier(self) -> Crappifier:
-        "The `Crappifier` this config trains with, checked against `scale`."
-        c = Crappifier.from_dict(self.crappifier) if isinstance(self.crappifier, dict) else get_crappifier(str(self.crappifier), scale=self.scale)
-        _check(getattr(c, 'scale', self.scale) == self.scale, 'crappifier',
-               f'the crappifier downsamples by {c.scale}, but scale is {self.scale}', 'make them agree')
-        return c
-
-    def model_kwargs(self) -> dict:
-        "The architecture part of the config, as `pssr_unet` arguments."
-        return dict(arch=self.arch, scale=self.scale, n_frames=self.n_frames, mode=self.mode,
-                    pretrained=self.pretrained, weights=self.weights, size=self.size, channels_last=self.channels_last,
-                    fnsm=self.fnsm, fnsm_radius=self.fnsm_radius)
-
-    def model_config(self) -> ModelConfig:
-        "The architecture part of the config as a `pssr.models.ModelConfig`."
-        return ModelConfig(**_supported_kwargs(ModelConfig, **self.model_kwargs()))
-
-    def to_dict(self) -> dict: return asdict(self)
-
-    def to_json(self, path) -> Path:
-        "Write the config as JSON, atomically."
-        path = Path(path)
-        with atomic_write(path, 'w') as f: json.dump(self.to_dict(), f, indent=2)
-        return path
-
-    @classmethod
-    def from_preset(cls, name:str, **overrides) -> 'TrainConfig':
-        "The named configuration in `PRESETS`, with `overrides`."
-        if name not in PRESETS: raise PssrInputError('preset', f'unknown preset {name!r}', f'use one of {sorted(PRESETS)}')
-        return cls(**{**PRESETS[name], **overrides})
-
-    @classmethod
-    def from_dict(cls, d:dict) -> 'TrainConfig':
-        "Build from a dict, rejecting unknown keys."
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown: raise PssrInputError('TrainConfig', f'unknown option(s) {unknown}', f'valid options: {sorted(known)}')
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, path) -> 'TrainConfig':
-        "Load a config written by `to_json` (or by hand)."
-        path = Path(path)
-        d = _read_json(path, 'config file')
-        if not isinstance(d, dict): raise PssrInputError(path, 'is not a JSON object', 'write {"name": ..., ...}')
-        d = d.get('config', d) if 'format' in d else d  # a model's `<name>.json` holds its config under 'config'
-        if not isinstance(d, dict): raise PssrInputError(path, 'holds no training config', 'give a TrainConfig JSON')
-        try: return cls.from_dict(d)
-        except PssrInputError as e: raise PssrInputError(path, f'{e.path}: {e.problem}', e.hint) from None  # name the file
+__all__ = ['CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
+           'EpochSeed', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'Checkpoint',
+           'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
+           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'train', 'use_best_weights', 'match_config',
+           'fnsm_config', 'as_config', 'init_from', 'patch_critic', 'gan_learner', 'train_gan']
 
 # %% ../nbs/05_learner.ipynb #35c933d0
 def _dls_device(dls) -> torch.device:
@@ -267,9 +61,10 @@ def pssr_learner(dls, # `DataLoaders` from `pssr.data` (batches `(B, n_frames, h
                 ) -> Learner:
     "A fastai `Learner` with the PSSR U-Net, `config.loss` and PSNR/SSIM metrics."
     torch.manual_seed(config.seed)  # same seed, same initial weights
-    model = pssr_unet(**_supported_kwargs(pssr_unet, **config.model_kwargs()))
+    model = build_model(config.model)
     if config.init_model: init_from(model, config.init_model)
-    model.train_lr_size = config.size // config.scale  # `pssr.predict` tiles tile-size-dependent models at this size
+    # what `pssr.predict` reads (as for a loaded model): the training normalisation and crop size (tile-size-dependent models)
+    model.record = ModelRecord(model.config, config.normalization(), train_lr_size=config.size // config.scale, config=config)
     learn = Learner(dls, model, loss_func=get_loss(config.loss), metrics=[psnr_metric, ssim_metric], opt_func=opt_func_for(dls),
                     wd=config.wd, lr=config.lr or DEFAULT_LR, path=Path(config.models_dir), model_dir='.', cbs=cbs)
     if use_fp16(config, _dls_device(dls)): learn = learn.to_fp16()
@@ -291,32 +86,6 @@ class EpochSeed(Callback):
 # %% ../nbs/05_learner.ipynb #3a46474c
 CKPT_PATTERN = re.compile(r'epoch_(\d+)\.pth$')
 
-def checkpoint_dir(config:TrainConfig) -> Path:
-    "Folder for `config`'s checkpoints: `<models_dir>/<name>_ckpt`."
-    return Path(config.models_dir)/f'{config.name}_ckpt'
-
-def _plain(o):
-    "NumPy scalars and fastai `L`s -> Python builtins, so checkpoints load with `weights_only=True`."
-    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)) or type(o).__name__ == 'L': return [_plain(v) for v in o]
-    if isinstance(o, np.generic): return o.item()
-    if isinstance(o, np.ndarray): return o.tolist()
-    return o
-
-def _torch_save(obj, path:Path):
-    "`torch.save` through `atomic_write`: a crash never leaves a half-written file."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, 'wb') as f: torch.save(obj, f)
-
-def _torch_load(path:Path, device='cpu'):
-    "Load a tensor file, turning a missing or corrupt file into `PssrInputError`."
-    path = Path(path)
-    if not path.is_file(): raise PssrInputError(path, 'file not found', 'check the path or train a model first')
-    if not os.access(path, os.R_OK): raise PssrInputError(path, 'permission denied: the file cannot be read', 'check its permissions')
-    try: return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise PssrInputError(path, f'cannot be read as a PyTorch weights file ({type(e).__name__})',
-                             'it is incomplete or not written by pssr: copy it again from where it was saved') from None
 
 # %% ../nbs/05_learner.ipynb #413613a4
 def list_checkpoints(config:TrainConfig) -> list[Path]:
@@ -324,8 +93,6 @@ def list_checkpoints(config:TrainConfig) -> list[Path]:
     d = checkpoint_dir(config)
     found = [(int(m.group(1)), p) for p in d.glob('epoch_*.pth') if (m := CKPT_PATTERN.search(p.name))] if d.is_dir() else []
     return [p for _, p in sorted(found)]
-
-def _unwrap(model): return getattr(model, 'module', model)  # DistributedDataParallel -> the model
 
 def _smooth_state(learn) -> list:
     "The recorder's running (smoothed) training loss as `[count, value]`."
@@ -339,11 +106,11 @@ def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:
     path = checkpoint_dir(config)/f'epoch_{epochs_done}.pth'
     n_epoch = plan['epochs'] if plan else config.epochs
     if best is not None and best['epoch'] == epochs_done: best = {**best, 'model': None}  # the checkpoint's own weights
-    state = {'model': _unwrap(learn.model).state_dict(), 'opt': _plain(learn.opt.state_dict()), 'epoch': epochs_done,
+    state = {'model': unwrap(learn.model).state_dict(), 'opt': plain(learn.opt.state_dict()), 'epoch': epochs_done,
              'n_epoch': n_epoch, 'pct_train': epochs_done / n_epoch, 'lr': config.lr or DEFAULT_LR,
-             'history': _plain(history), 'config': config.to_dict(), 'smooth_loss': _smooth_state(learn),
-             'plan': _plain(plan), 'best': best}
-    _torch_save(state, path)
+             'history': plain(history), 'config': config.to_dict(), 'smooth_loss': _smooth_state(learn),
+             'plan': plain(plan), 'best': best}
+    torch_save(state, path)
     for p in old:
         if p != path: p.unlink(missing_ok=True)
     return path
@@ -356,7 +123,7 @@ def remove_checkpoints(config:TrainConfig):
 
 def load_checkpoint(learn:Learner, path) -> dict:
     "Load weights and optimizer state from a checkpoint into `learn`; return the checkpoint dict."
-    ck = _torch_load(path, _dls_device(learn.dls))
+    ck = torch_load(path, _dls_device(learn.dls))
     try: learn.model.load_state_dict(ck['model'])
     except (KeyError, RuntimeError) as e:
         raise PssrInputError(path, f'does not match this model ({str(e).splitlines()[0]})',
@@ -366,10 +133,6 @@ def load_checkpoint(learn:Learner, path) -> dict:
     return ck
 
 # %% ../nbs/05_learner.ipynb #50054429
-def cpu_state(model) -> dict:
-    "A detached CPU copy of `model`'s state dict."
-    return {k: v.detach().to('cpu', copy=True) for k, v in _unwrap(model).state_dict().items()}
-
 class Checkpoint(Callback):
     "After each trained epoch: record losses/metrics, keep the best-validation weights, write a checkpoint (rank 0 only)."
     order = Recorder.order + 1
@@ -428,7 +191,7 @@ def time_steps(learn:Learner, # a learner from `pssr_learner` (its model is not 
               ) -> dict:
     "Seconds per training step (data included), per validation batch, and to write a checkpoint, on a copy of the model."
     dev, amp = _dls_device(learn.dls), use_fp16_learner(learn)
-    model = copy.deepcopy(_unwrap(learn.model)).to(dev).train()
+    model = copy.deepcopy(unwrap(learn.model)).to(dev).train()
     opt = learn.opt_func(list(model.parameters()), lr=1e-6)
     batches = iter(learn.dls.train)
     def step():
@@ -445,7 +208,7 @@ def time_steps(learn:Learner, # a learner from `pssr_learner` (its model is not 
         _sync(dev)
     vtimes = [_timed(lambda: valid_batch(b)) for _, b in zip(range(2), learn.dls.valid)]
     probe = Path(learn.path)/f'.pssr_probe_{os.getpid()}.pth'  # checkpoint-sized write: also proves the folder is writable
-    try: ckpt = _timed(lambda: _torch_save({'model': model.state_dict(), 'opt': _plain(opt.state_dict())}, probe))
+    try: ckpt = _timed(lambda: torch_save({'model': model.state_dict(), 'opt': plain(opt.state_dict())}, probe))
     finally: probe.unlink(missing_ok=True)
     timed = times[n_warmup:] or times
     return {'step_s': float(np.median(timed)), 'valid_batch_s': float(np.median(vtimes)) if vtimes else 0.,
@@ -519,14 +282,12 @@ def config_dataloaders(config:TrainConfig):
     kw = dict(scale=config.scale, size=config.size, bs=config.bs, n_frames=config.n_frames, valid_pct=config.valid_pct,
               seed=config.seed, tiles_per_image=config.tiles_per_image, device=config.device,
               pmin=config.pmin, pmax=config.pmax, pixel_size=config.hr_pixel_size)
-    if config.hr is not None:
-        return hr_dataloaders(config.hr, config.get_crappifier(), **_supported_kwargs(hr_dataloaders, **kw))
-    if config.lr_dir is not None:
-        return pair_dataloaders(config.lr_dir, config.hr_dir, **_supported_kwargs(pair_dataloaders, **kw))
-    if config.noisy is not None:
-        return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **_supported_kwargs(noisy_dataloaders, **kw))
+    if config.hr is not None: return hr_dataloaders(config.hr, config.get_crappifier(), **kw)
+    kw.pop('pixel_size')  # only HR images are resampled (before crappifying)
+    if config.lr_dir is not None: return pair_dataloaders(config.lr_dir, config.hr_dir, **kw)
+    if config.noisy is not None: return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **kw)
     raise PssrInputError('TrainConfig', 'no training data given',
-                         'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --pairs LR_DIR HR_DIR) or noisy=FOLDER (--noisy DIR)')
+                         'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --lr-dir DIR --hr-dir DIR) or noisy=FOLDER (--noisy DIR)')
 
 # %% ../nbs/05_learner.ipynb #5b2fccd4
 def _resume_state(learn:Learner, config:TrainConfig) -> dict:
@@ -588,7 +349,7 @@ def use_best_weights(learn:Learner) -> Learner:
     "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one, or training was cut short)."
     best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
     if best and hist and (best['epoch'] != hist[-1]['epoch'] or getattr(learn, 'pssr_cut', False)):
-        _unwrap(learn.model).load_state_dict(best['model'])
+        unwrap(learn.model).load_state_dict(best['model'])
         print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
     return learn
 
@@ -628,123 +389,6 @@ def as_config(config) -> TrainConfig:
     if isinstance(config, dict): return TrainConfig.from_dict(config)
     return TrainConfig.from_json(config)
 
-# %% ../nbs/05_learner.ipynb #6bf98276
-def library_versions() -> dict:
-    "Versions of the libraries that determine a model's behaviour."
-    return {'pssr': getattr(pssr, '__version__', None), 'torch': torch.__version__, 'fastai': fastai.__version__,
-            'numpy': np.__version__, 'python': platform.python_version()}
-
-def describe_data(config:TrainConfig) -> dict:
-    "What the model was trained on: folders, file names and a SHA-256 of (name, size) of each file."
-    def _folder(d):
-        try: files = list_images(d)
-        except PssrInputError: return {'folder': str(d), 'files': [], 'sha256': None}
-        h = hashlib.sha256()
-        for p in files: h.update(f'{p.name}\0{p.stat().st_size}\n'.encode())
-        return {'folder': str(Path(d).resolve()), 'files': [p.name for p in files], 'sha256': h.hexdigest()}
-    if config.hr is not None: return {'kind': 'hr', 'hr': _folder(config.hr)}
-    if config.lr_dir is not None: return {'kind': 'pairs', 'lr': _folder(config.lr_dir), 'hr': _folder(config.hr_dir)}
-    if config.noisy is not None: return {'kind': 'noisy', 'noisy': _folder(config.noisy), 'self_supervised': config.self_supervised, 'amend': config.amend}
-    return {'kind': 'dataloaders'}
-
-def _dls_meta(learn) -> dict:
-    "What `pssr.data` recorded about the split (train/valid image names, tile counts), JSON-ready."
-    meta = getattr(getattr(learn, 'dls', None), 'pssr_meta', None) or {}
-    return json.loads(json.dumps(_plain(meta), default=str))
-
-def _epoch_metrics(learn, which:str='best') -> dict:
-    "Validation loss and metrics of the `'best'` (the saved weights) or `'last'` epoch, if the learner was trained."
-    hist = getattr(learn, 'pssr_history', None) or []
-    if not hist: return {}
-    best = getattr(learn, 'pssr_best', None)
-    rec = next((h for h in hist if best and h['epoch'] == best['epoch']), hist[-1]) if which == 'best' else hist[-1]
-    return {k: v for k, v in rec.items() if k != 'train_loss'}
-
-# %% ../nbs/05_learner.ipynb #5e36db1c
-def _stem(path) -> Path:
-    "`models/x`, `models/x.pth`, `models/x.json` -> `models/x`."
-    path = Path(path)
-    return path.with_suffix('') if path.suffix in ('.pth', '.json') else path
-
-def _model_config_dict(model, cfg) -> dict:
-    "The architecture as a dict: the model's own resolved `ModelConfig` if it has one."
-    mcfg = getattr(model, 'config', None)
-    if mcfg is None and cfg is not None: mcfg = cfg.model_config()
-    if mcfg is not None: return mcfg.to_dict() if hasattr(mcfg, 'to_dict') else asdict(mcfg)
-    return {k: getattr(model, k, None) for k in ('arch', 'scale', 'n_frames', 'mode')}
-
-def model_record(model:PSSRNet, config:TrainConfig|dict|None, learn=None) -> dict:
-    "The JSON written next to a model's weights."
-    cfg = as_config(config) if config is not None else None
-    mc = _model_config_dict(model, cfg)
-    crap = None
-    if cfg is not None and cfg.hr is not None: crap = cfg.get_crappifier().to_dict()
-    return {'format': 'pssr-model', 'format_version': 1,
-            'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'config': cfg.to_dict() if cfg else None, 'model': mc,
-            'scale': mc.get('scale'), 'n_frames': mc.get('n_frames'), 'size': cfg.size if cfg else None,
-            'train_lr_size': cfg.size // cfg.scale if cfg else None,  # LR crop side the network was trained on
-            'crappifier': crap,
-            'normalization': {'method': 'percentile', 'per': 'image', 'pmin': cfg.pmin if cfg else PMIN,
-                              'pmax': cfg.pmax if cfg else PMAX, 'clip': False},
-            'data': {**(describe_data(cfg) if cfg else {}), **({'split': _dls_meta(learn)} if learn is not None else {})},
-            'seed': cfg.seed if cfg else None,
-            'versions': library_versions(),
-            'metrics': _epoch_metrics(learn, 'best') if learn is not None else {},  # of the saved (best-validation) weights
-            'last_metrics': _epoch_metrics(learn, 'last') if learn is not None else {},
-            'schedule': getattr(learn, 'pssr_plan', None),
-            'fnsm': [{'radius': round(float(m.radius.detach()), 6), 'steepness': float(m.steepness)} for m in fnsm_modules(model)] or None,  # learned
-            'history': list(getattr(learn, 'pssr_history', None) or [])}
-
-def save_model(learn_or_model:Learner|PSSRNet, # a trained `Learner` or its model
-               path, # `models/<name>` (with or without `.pth`)
-               config:TrainConfig|dict|None=None, # the config it was trained with
-              ) -> Path:
-    "Write `<path>.pth` (state dict) and `<path>.json` (config, crappifier, normalisation, versions, metrics)."
-    learn = learn_or_model if isinstance(learn_or_model, Learner) else None
-    model = learn.model if learn is not None else learn_or_model
-    model = _unwrap(model)
-    stem = _stem(path)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    _torch_save(cpu_state(model), stem.with_suffix('.pth'))
-    with atomic_write(stem.with_suffix('.json'), 'w') as f: json.dump(model_record(model, config, learn), f, indent=2)
-    return stem.with_suffix('.pth')
-
-# %% ../nbs/05_learner.ipynb #5d8ef6c0
-def model_from_record(rec:dict, # a model's JSON record (`model_record`)
-                      state:dict, # its state dict
-                      src='model', # what to name in errors (the JSON, the package)
-                      wsrc='weights', # what to name when the weights do not fit
-                     ) -> PSSRNet:
-    "Rebuild the network `rec` describes, with the weights `state`, in eval mode on the CPU."
-    mc = rec.get('model') if isinstance(rec, dict) else None
-    if not isinstance(mc, dict) or 'arch' not in mc:
-        raise PssrInputError(src, 'has no "model" architecture section', 'it was not written by pssr.learner.save_model')
-    check_normalization(rec, src)
-    # the state dict holds every weight: never fetch or read the encoder's initial weights again
-    try: model = pssr_unet(**_supported_kwargs(pssr_unet, **{**mc, 'pretrained': False, 'weights': None}))
-    except (TypeError, ValueError, KeyError, PssrInputError) as e:
-        raise PssrInputError(src, f'invalid "model" section ({e})', 'it was edited: restore the file written by pssr train') from None
-    try: model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise PssrInputError(wsrc, f'weights do not match the architecture in {Path(str(src)).name} ({str(e).splitlines()[0]})',
-                             'keep the .pth and .json of one model together') from None
-    return model.eval()
-
-def load_model(path, # `<name>.pth`, `<name>.json`, the stem `models/<name>`, or a bioimage.io package `.zip`
-               device=None, # where to put the model; default CPU
-              ) -> tuple[PSSRNet, dict]:
-    "Rebuild a saved model in eval mode; return it with its JSON record."
-    if Path(path).suffix == '.zip':
-        from pssr.bmz import load_bmz  # optional extra: bioimage.io packages
-        return load_bmz(path, device)
-    stem = _stem(path)
-    jpath, wpath = stem.with_suffix('.json'), stem.with_suffix('.pth')
-    if not jpath.is_file():
-        raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {stem}.* exists')
-    rec = _read_json(jpath, 'a model description (.json)')
-    return model_from_record(rec, _torch_load(wpath), jpath, wpath).to(device or 'cpu'), rec
-
 # %% ../nbs/05_learner.ipynb #f155ea32
 def init_from(model:PSSRNet, path) -> PSSRNet:
     "Load the weights of the saved model `path` into `model` (fine-tuning); a model of another scale/arch/frames/mode is a `PssrInputError`."
@@ -757,8 +401,6 @@ def init_from(model:PSSRNet, path) -> PSSRNet:
     return model
 
 # %% ../nbs/05_learner.ipynb #c6751889
-GAN_MIN_SIZE = 32  # HR crop side the patch critic needs (three stride-2 convolutions leave a 4 x 4 patch map)
-
 def patch_critic(nf:int=32, # features of the first convolution (doubled at each step)
                  n_down:int=3, # stride-2 convolutions: each output logit judges a (2**n_down * 3)-pixel patch
                 ) -> torch.nn.Module:
@@ -778,7 +420,7 @@ def gan_learner(learn:Learner, # a (pixel-loss pre-trained) PSSR learner: its mo
     torch.manual_seed(config.seed)
     gen_loss, crit_loss = gan_loss_from_func(get_loss(config.gan_pixel_loss), AdaptiveLoss(torch.nn.BCEWithLogitsLoss()),
                                              weights_gen=(config.gan_weight, 1.0))
-    return GANLearner(learn.dls, _unwrap(learn.model), patch_critic().to(_dls_device(learn.dls)), gen_loss, crit_loss,
+    return GANLearner(learn.dls, unwrap(learn.model), patch_critic().to(_dls_device(learn.dls)), gen_loss, crit_loss,
                       switcher=FixedGANSwitcher(n_crit=1, n_gen=1), show_img=False, opt_func=opt_func_for(learn.dls),
                       wd=config.wd, path=Path(config.models_dir), model_dir='.', metrics=[psnr_metric, ssim_metric])
 
@@ -794,108 +436,3 @@ def train_gan(config:TrainConfig, # `loss='gan'`
     if rank_distrib() == 0: save_model(learn, Path(config.models_dir)/config.name, config)
     return learn
 
-
-# %% ../nbs/05_learner.ipynb #2efad692
-_CLI_FIELDS = {'name': 'name', 'crappifier': 'crappifier', 'match': 'match', 'hr_pixel_size': 'hr_pixel_size', 'scale': 'scale', 'frames': 'n_frames', 'size': 'size',
-               'bs': 'bs', 'epochs': 'epochs', 'minutes': 'minutes', 'lr': 'lr', 'loss': 'loss', 'arch': 'arch', 'mode': 'mode',
-               'models_dir': 'models_dir', 'seed': 'seed', 'valid_pct': 'valid_pct', 'tiles': 'tiles_per_image',
-               'wd': 'wd', 'weights': 'weights', 'init_model': 'init_model', 'device': 'device',
-               'self_supervised': 'self_supervised', 'fnsm_radius': 'fnsm_radius', 'na': 'na', 'wavelength': 'wavelength'}
-
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    "Register `pssr train`."
-    p = subparsers.add_parser('train', help='train a PSSR model on HR images (crappified) or LR/HR pairs',
-        description='Train a PSSR U-Net with one-cycle; checkpoints every epoch (--resume continues). '
-                    'Writes <models-dir>/<name>.pth and .json.')
-    src = p.add_mutually_exclusive_group()
-    src.add_argument('--hr', metavar='DIR', help='folder of high-resolution images, crappified on the fly')
-    src.add_argument('--pairs', nargs=2, metavar=('LR_DIR', 'HR_DIR'), help='folders of matching LR/HR images')
-    src.add_argument('--noisy', metavar='DIR', help='folder of noisy time-lapses, volumes or images only: self-supervised training (see --self-supervised)')
-    p.add_argument('--self-supervised', choices=SELF_SUPERVISED, help='with --noisy: neighbour frames (time, TiS), slices (space, SiS) '
-                   'or interleaved sub-images of 2D images (subsample); default: from the files\' axes')
-    p.add_argument('--no-amend', action='store_true', help='with --noisy: without the amending constraint (plain Noise2Noise on neighbours)')
-    p.add_argument('--fnsm', action='store_true', help='end the network with a Fourier noise-suppression module (trainable radius)')
-    p.add_argument('--fnsm-radius', type=cli_number(float, above=0), help='initial FNSM radius in units of Nyquist (default: OTF cut-off from --na/--wavelength, else 0.5)')
-    p.add_argument('--na', type=cli_number(float, above=0), help='numerical aperture (FNSM initial radius)')
-    p.add_argument('--wavelength', type=cli_number(float, above=0), metavar='NM', help='emission wavelength in nm (FNSM initial radius)')
-    p.add_argument('--config', metavar='FILE.json', help='load a TrainConfig (options given here override it)')
-    p.add_argument('--crappifier', help="'em' | 'fluo' | 'physical' | 'none' | FILE.json (default em)")
-    p.add_argument('--match', metavar='LR_IMAGE', help='a real low-resolution acquisition to train for: fit the noise to it and '
-                   'resample the HR images to its pixel size / scale')
-    p.add_argument('--hr-pixel-size', type=cli_number(float, above=0), metavar='UM', help='resample the HR images to this pixel size (µm) first')
-    p.add_argument('--scale', type=cli_number(int, 1), help='upscaling factor (default 4; 1 with --noisy: a denoiser)')
-    p.add_argument('--frames', type=cli_number(int, 1), help='consecutive input frames, odd (default 1)')
-    p.add_argument('--size', type=cli_number(int, 1), help=f'HR crop size in pixels (default {TrainConfig.size})')
-    p.add_argument('--bs', type=cli_number(int, 1), help=f'batch size (default {TrainConfig.bs})')
-    p.add_argument('--epochs', type=cli_number(int, 1), help=f'epochs (default {TrainConfig.epochs}; ignored with --minutes)')
-    p.add_argument('--minutes', type=cli_number(float, above=0), help='time budget: fit the one-cycle schedule into this many minutes')
-    p.add_argument('--preset', choices=sorted(PRESETS), help='start from a named configuration (default: the measured default)')
-    p.add_argument('--lr', type=cli_number(float, above=0), help=f'peak learning rate (default {TrainConfig.lr})')
-    p.add_argument('--loss', help=f"'mse' | 'l1' | 'msssim_l1' | 'perceptual' (default {TrainConfig.loss}; with --gan: the pixel loss)")
-    p.add_argument('--gan', action='store_true', help='adversarial training: pixel-loss pre-training for --epochs, then a patch critic '
-                   'for --gan-epochs (fastai GANLearner; only the generator is saved)')
-    p.add_argument('--gan-weight', type=cli_number(float, above=0), help=f'with --gan: weight of the adversarial term (default {TrainConfig.gan_weight})')
-    p.add_argument('--gan-epochs', type=cli_number(int, 1), help='with --gan: adversarial epochs (default: half of --epochs)')
-    p.add_argument('--arch', help=f'U-Net encoder (default {TrainConfig.arch}; --preset pssr-resnet34 for PSSR\'s)')
-    p.add_argument('--mode', help="'lr' or 'upsampled' (default lr)")
-    p.add_argument('--name', help='model name (default pssr)')
-    p.add_argument('--models-dir', help='output folder (default models)')
-    p.add_argument('--seed', type=cli_number(int, 0), help='random seed (default 0)')
-    p.add_argument('--valid-pct', type=cli_number(float, above=0), help='validation fraction (default 0.2)')
-    p.add_argument('--tiles', type=cli_number(int, 1), help='random crops per image per epoch (default 16)')
-    p.add_argument('--wd', type=cli_number(float, 0), help='weight decay (default 1e-3)')
-    p.add_argument('--weights', metavar='FILE.pth', help='local encoder (ResNet) state dict, instead of ImageNet download')
-    p.add_argument('--init-model', metavar='MODEL', help='fine-tune: start from a saved PSSR model (.pth/.json)')
-    p.add_argument('--device', help="'cpu', 'cuda', 'cuda:1'... (default: CUDA if available)")
-    p.add_argument('--resume', action='store_true', help='continue from the last checkpoint')
-    p.add_argument('--overwrite', action='store_true', help='replace an existing model of this name')
-    p.set_defaults(func=train_cli)
-    return p
-
-def config_from_args(args) -> TrainConfig:
-    "A `TrainConfig` from `pssr train` options (over `--config` if given)."
-    d = TrainConfig.from_json(args.config).to_dict() if getattr(args, 'config', None) else {}
-    if getattr(args, 'preset', None): d.update(PRESETS[args.preset])
-    d.update({f: getattr(args, a) for a, f in _CLI_FIELDS.items() if getattr(args, a, None) is not None})
-    if args.hr is not None: d.update(hr=args.hr, lr_dir=None, hr_dir=None)
-    if args.pairs is not None: d.update(hr=None, lr_dir=args.pairs[0], hr_dir=args.pairs[1])
-    if getattr(args, 'noisy', None) is not None:
-        d.update(noisy=args.noisy, hr=None, lr_dir=None, hr_dir=None)
-        if args.scale is None and 'scale' not in d: d['scale'] = 1  # a denoiser unless --scale asks for more
-    if getattr(args, 'no_amend', False): d['amend'] = False
-    if getattr(args, 'fnsm', False): d['fnsm'] = True
-    if getattr(args, 'gan', False):
-        if args.loss is not None: d['gan_pixel_loss'] = args.loss
-        d.update(loss='gan', **{k: getattr(args, k) for k in ('gan_weight', 'gan_epochs') if getattr(args, k) is not None})
-    elif getattr(args, 'gan_weight', None) is not None or getattr(args, 'gan_epochs', None) is not None:
-        raise PssrInputError('pssr train', '--gan-weight/--gan-epochs only apply to adversarial training', 'add --gan')
-    if args.resume: d['resume'] = True
-    if d.get('hr') is None and d.get('lr_dir') is None and d.get('noisy') is None:
-        raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR, --pairs LR_DIR HR_DIR or --noisy DIR (or --config)')
-    return TrainConfig.from_dict(d)
-
-def train_reads(config:TrainConfig) -> list[Path]:
-    "Every file and folder a training run reads (never to be overwritten or written into)."
-    reads = [config.hr, config.lr_dir, config.hr_dir, config.noisy, config.match, config.weights]
-    if isinstance(config.crappifier, str) and config.crappifier.lower().endswith('.json'): reads.append(config.crappifier)
-    if config.init_model: reads += [_stem(config.init_model).with_suffix(e) for e in ('.pth', '.json')]
-    return [Path(p) for p in reads if p]
-
-def check_train_outputs(config:TrainConfig, overwrite:bool=False, reads=()) -> Path:
-    "Preflight of `pssr train`, before any data is read: the model files can be written, are not inputs, and are new unless `overwrite`."
-    stem, reads = _stem(Path(config.models_dir)/config.name), [*train_reads(config), *map(Path, reads)]
-    for ext in ('.pth', '.json'): check_output(stem.with_suffix(ext), reads, overwrite, option=f'model {config.name}{ext}')
-    check_output(checkpoint_dir(config), reads, overwrite=True, folder=True, option='checkpoint folder')
-    return stem.with_suffix('.pth')
-
-def train_cli(args) -> int:
-    "Run `pssr train`."
-    config = config_from_args(args)
-    check_train_outputs(config, args.overwrite, [args.config] if args.config else [])
-    learn = train(config)
-    stem = Path(config.models_dir)/config.name
-    print(f'Saved model: {stem}.pth (+ {stem.name}.json)')
-    for label, which in (('Best validation (saved)', 'best'), ('Last epoch', 'last')):
-        m = _epoch_metrics(learn, which)
-        if m: print(f'{label}: ' + ', '.join(f'{k}={v:.4g}' for k, v in m.items() if v is not None))
-    return 0

@@ -14,9 +14,9 @@ from .io import PssrInputError
 from .models import load_state_dict_file
 
 # %% auto #0
-__all__ = ['MS_SSIM_WEIGHTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'VGG_URL', 'LOSSES', 'gaussian_window', 'fit_window',
-           'gaussian_filter', 'ssim_maps', 'ssim', 'ms_ssim_levels', 'ms_ssim', 'MSSSIML1Loss', 'find_vgg_weights',
-           'vgg16_features', 'FeatureLoss', 'get_loss', 'psnr_metric', 'ssim_metric']
+__all__ = ['MS_SSIM_WEIGHTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'VGG_URL', 'gaussian_window', 'fit_window', 'gaussian_filter',
+           'ssim_maps', 'ssim', 'ms_ssim_levels', 'ms_ssim', 'MSSSIML1Loss', 'find_vgg_weights', 'vgg16_features',
+           'FeatureLoss', 'get_loss', 'psnr_metric', 'ssim_metric']
 
 # %% ../nbs/04_losses.ipynb #ddd7f503
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli & Bovik 2003
@@ -155,7 +155,7 @@ class FeatureLoss(nn.Module):
         return loss
 
 # %% ../nbs/04_losses.ipynb #22025970
-LOSSES = ('mse', 'l1', 'msssim_l1', 'perceptual')
+from .config import LOSSES  # the names (no torch there: the CLI validates --loss with them)
 
 def get_loss(name: str = 'mse', **kwargs) -> nn.Module:
     "The training loss called `name` (one of `LOSSES`); `kwargs` go to its constructor (e.g. `weights=` for 'perceptual')."

@@ -16,21 +16,19 @@ from fastai.layers import ConvLayer, NormType, PixelShuffle_ICNR, ResBlock, ToTe
 from fastai.vision.learner import create_body, model_meta
 from fastai.vision.models.unet import DynamicUnet
 from .io import PssrInputError
+from .config import ARCHS, MODES, ModelConfig
 
 # %% auto #0
-__all__ = ['RESNETS', 'ARCHS', 'MODES', 'LR_WIDTHS', 'OWN_ENCODERS', 'check_arch', 'small_encoder', 'lr_encoder',
-           'encoder_stride', 'load_state_dict_file', 'adapt_first_conv', 'download_imagenet_state', 'make_encoder',
-           'modernise_norms', 'Blur2x2', 'fast_blur', 'as_norm_type', 'build_size', 'dynamic_unet', 'scale_factors',
-           'upsample_head', 'centre_frame', 'PSSRNet', 'ModelConfig', 'zero_last_conv', 'build_model', 'pssr_unet',
-           'conv_macs']
+__all__ = ['RESNETS', 'LR_WIDTHS', 'OWN_ENCODERS', 'check_arch', 'small_encoder', 'lr_encoder', 'encoder_stride',
+           'load_state_dict_file', 'adapt_first_conv', 'download_imagenet_state', 'make_encoder', 'modernise_norms',
+           'Blur2x2', 'fast_blur', 'as_norm_type', 'build_size', 'dynamic_unet', 'scale_factors', 'upsample_head',
+           'centre_frame', 'PSSRNet', 'zero_last_conv', 'build_model', 'pssr_unet', 'conv_macs']
 
 # %% ../nbs/03_models.ipynb #9417b252
 RESNETS = {'resnet18': (torchvision.models.resnet18, 'ResNet18_Weights'),
            'resnet34': (torchvision.models.resnet34, 'ResNet34_Weights'),
            'resnet50': (torchvision.models.resnet50, 'ResNet50_Weights'),
            'resnet101': (torchvision.models.resnet101, 'ResNet101_Weights')}
-ARCHS = ('lr_resnet', *RESNETS, 'unet_small')
-MODES = ('lr', 'upsampled')
 LR_WIDTHS = (32, 64, 128)  # `lr_resnet` stage widths: deepest stage at 1/4 of the input size
 
 def check_arch(arch: str) -> str:
@@ -214,6 +212,7 @@ class PSSRNet(nn.Module):
         self.scale, self.n_frames, self.mode, self.arch = scale, n_frames, mode, arch
         self.residual, self.channels_last, self.config = residual, channels_last, config
         self.fnsm = fnsm  # optional last stage: `pssr.selfsup.FNSM` (Fourier noise suppression)
+        self.record = None  # the `pssr.config.ModelRecord` it was loaded with (`pssr.model_io.load_model`) or trained under
         # smallest input-size step that keeps every U-Net stage an exact halving
         m = encoder_stride(arch)
         self.size_multiple = m if mode == 'lr' else m // math.gcd(m, scale)
@@ -235,55 +234,6 @@ class PSSRNet(nn.Module):
         if self.residual: out = out + self.enlarge(centre_frame(x))
         if self.fnsm is not None: out = self.fnsm(out)
         return out.contiguous()
-
-# %% ../nbs/03_models.ipynb #ef5c7086
-@dataclass
-class ModelConfig:
-    "Everything needed to rebuild a `PSSRNet`."
-    arch: str = 'resnet34'        # encoder: resnet18/34/50/101 or 'unet_small'
-    scale: int = 4                # output pixels per input pixel, per axis
-    n_frames: int = 1             # input frames (channels), e.g. 5 consecutive time points
-    mode: str = 'lr'              # 'lr': U-Net at input size; 'upsampled': original PSSR (bilinear first)
-    pretrained: bool = False      # ImageNet encoder weights (downloaded; needs internet)
-    weights: str | None = None    # local encoder state dict (.pth) instead
-    size: int = 128               # HR tile size the U-Net is built for (any multiple of 32 runs)
-    self_attention: bool | None = None  # None: True for the ResNets (PSSR), False otherwise (global: makes output depend on tile size)
-    blur: bool | None = None            # None: True (PSSR)
-    norm_type: str | None = None        # None: 'weight' (PSSR); 'batch', 'spectral', 'none'...
-    residual: bool | None = None        # None: True in 'lr' mode (add bilinear ×scale of the centre frame)
-    channels_last: bool = False         # channels_last memory format (faster on some CPUs/GPUs)
-    head_features: int = 64             # feature maps entering the 'lr' mode upsampling head
-    fnsm: bool = False                  # end with a Fourier noise-suppression module (`pssr.selfsup.FNSM`, trainable radius)
-    fnsm_radius: float | None = None    # its initial radius (units of Nyquist); None: `pssr.selfsup.DEFAULT_RADIUS`
-
-    def resolved(self) -> ModelConfig:
-        "A copy with the mode defaults filled in and values checked."
-        check_arch(self.arch)
-        if self.mode not in MODES: raise PssrInputError('mode', f'unknown mode {self.mode!r}', f'Choose one of {", ".join(MODES)}')
-        for k in ('scale', 'n_frames', 'size', 'head_features'):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise PssrInputError(k, f'must be a positive integer, got {v!r}', f'Give e.g. {getattr(ModelConfig, k)}')
-        d = asdict(self)
-        d['self_attention'] = (self.arch in RESNETS) if self.self_attention is None else bool(self.self_attention)
-        d['blur'] = True if self.blur is None else bool(self.blur)
-        d['norm_type'] = 'weight' if self.norm_type is None else _norm_name(self.norm_type)
-        d['residual'] = (self.mode == 'lr') if self.residual is None else bool(self.residual)
-        d['weights'] = None if self.weights is None else str(self.weights)
-        return ModelConfig(**d)
-
-    def to_dict(self) -> dict:
-        "JSON-ready dict."
-        d = asdict(self)
-        if d['weights'] is not None: d['weights'] = str(d['weights'])
-        if isinstance(d['norm_type'], NormType): d['norm_type'] = _norm_name(d['norm_type'])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        "Rebuild from `to_dict()` output (unknown keys are ignored, so configs from newer versions load)."
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 # %% ../nbs/03_models.ipynb #2f1e9bd4
 def zero_last_conv(m: nn.Module) -> nn.Module:

@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['MULTIPLE', 'MAX_MEMORY', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES', 'tile_starts', 'blend_ramp', 'check_tiling',
            'reflect_pad', 'pad_to_multiple', 'n_tiles', 'tile_edges', 'predict_tiled', 'get_device', 'dihedral',
-           'undo_dihedral', 'model_fn', 'model_name', 'as_model', 'activation_bytes_per_pixel', 'parse_memory',
-           'auto_tile', 'auto_block', 'receptive_halo', 'default_overlap', 'size_robust', 'tiling_defaults',
-           'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path',
-           'is_zarr', 'provenance', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype', 'dtype_note',
+           'undo_dihedral', 'model_fn', 'train_lr_size', 'model_name', 'as_model', 'activation_bytes_per_pixel',
+           'parse_memory', 'auto_tile', 'auto_block', 'receptive_halo', 'default_overlap', 'size_robust',
+           'tiling_defaults', 'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore',
+           'output_path', 'is_zarr', 'provenance', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype', 'dtype_note',
            'output_bytes', 'predict_file', 'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks',
            'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'sample_pixels', 'zarr_percentile_range', 'halo_slices',
            'read_block', 'restore_blocks', 'lazy_plan', 'write_blocks', 'scratch_arrays', 'write_pyramid', 'tiff_tiles',
            'write_tiled_tiff', 'predict_lazy', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict',
-           'print_trust', 'add_cli']
+           'print_trust']
 
 # %% ../nbs/06_predict.ipynb #facce3f8
 import argparse, os, re, shutil, tempfile, warnings
@@ -171,23 +171,23 @@ def model_fn(model:torch.nn.Module, # network mapping (B, n_frames, h, w) -> (B,
     return fn
 
 # %% ../nbs/06_predict.ipynb #3da0a6f0
+def train_lr_size(model) -> int|None:
+    "The LR crop side `model` was trained on, from its record (None for a network not loaded from a file, or an older record)."
+    return getattr(getattr(model, 'record', None), 'train_lr_size', None)
+
 def model_name(model) -> str:
-    "A readable name for `model`: the file it came from, else its architecture."
-    return getattr(model, 'model_name', None) or f"{type(model).__name__}-{getattr(model, 'arch', '')}-x{model.scale}".replace('--', '-')
+    "A readable name for `model`: the name in its record, else its architecture."
+    return getattr(getattr(model, 'record', None), 'name', None) or f"{type(model).__name__}-{getattr(model, 'arch', '')}-x{model.scale}".replace('--', '-')
 
 def as_model(model:torch.nn.Module|str|Path, # a network with `.scale`/`.n_frames`, or a saved model path
              device:str|torch.device|None=None) -> torch.nn.Module:
-    "The network in eval mode on `device`, loading it with `pssr.learner.load_model` when given a path."
+    "The network in eval mode on `device`, loading it with `pssr.model_io.load_model` (which keeps its record as `.record`) when given a path."
     if isinstance(model, (str, Path)):
         p = Path(model)
         if not (p.is_file() or p.with_suffix('.pth').is_file()):
             raise PssrInputError(p, 'model file not found', 'pass the .pth written by `pssr train` (or save_model)')
-        from pssr.learner import load_model
-        model, rec = load_model(p)
-        model.model_name = p.with_suffix('').name if p.suffix in ('.pth', '.json', '.zip') else p.name
-        model.train_lr_size = rec.get('train_lr_size')  # LR crop side it was trained on (None in older models)
-        norm = rec.get('normalization') or {}
-        model.percentiles = (norm.get('pmin', PMIN), norm.get('pmax', PMAX))
+        from pssr.model_io import load_model
+        model = load_model(p)[0]
     for a in ('scale', 'n_frames'):
         if not hasattr(model, a):
             raise PssrInputError(type(model).__name__, f'the model has no .{a} attribute', 'build it with pssr.models.pssr_unet')
@@ -256,7 +256,7 @@ def default_overlap(model:torch.nn.Module, tile:int) -> int:
 
 def size_robust(model:torch.nn.Module) -> bool:
     "Whether `model`'s output is independent of the tile size: no global self-attention, deepest stage >= 4 px on its training crops."
-    cfg, lr_size = getattr(model, 'config', None), getattr(model, 'train_lr_size', None)
+    cfg, lr_size = getattr(model, 'config', None), train_lr_size(model)
     if cfg is None or not lr_size: return True  # not a recorded PSSR model: nothing says otherwise
     from pssr.models import encoder_stride
     side = lr_size * (cfg.scale if cfg.mode == 'upsampled' else 1)
@@ -266,7 +266,7 @@ def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None, bs:i
                     budget:int=MAX_MEMORY) -> tuple[int, int]:
     "`tile` (from the memory `budget` when None; the training crop size for a tile-size-dependent model) and `overlap` (from the receptive field)."
     if tile is None and not size_robust(model):
-        tile = model.train_lr_size
+        tile = train_lr_size(model)
         warnings.warn(f'{model_name(model)} was trained on {tile} px crops and its output depends on the tile size '
                       f'(self-attention or a tiny deepest stage): restoring in {tile} px tiles')
     tile = tile or auto_tile(model, bs, tta, budget)
@@ -298,8 +298,9 @@ def check_input(x, n_frames:int=1, src='image') -> np.ndarray:
     return check_image(x, src)
 
 def percentiles(model, pmin:float|None=None, pmax:float|None=None) -> tuple[float, float]:
-    "Normalisation percentiles: as given, else those the model was trained with, else `PMIN`, `PMAX`."
-    lo, hi = getattr(model, 'percentiles', (PMIN, PMAX))
+    "Normalisation percentiles: as given, else those of the model's record (`model.record`, set by `load_model`), else `PMIN`, `PMAX`."
+    rec = getattr(model, 'record', None)
+    lo, hi = rec.percentiles if rec is not None else (PMIN, PMAX)
     return (lo if pmin is None else pmin), (hi if pmax is None else pmax)
 
 def frame_inputs(x:np.ndarray, n_frames:int) -> Iterator[np.ndarray]:
@@ -400,6 +401,7 @@ def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
                  tile:int|None=None, overlap:int|None=None, bs:int=4, tta:bool=False, progress:bool=True,
                  device:str|None=None, pmin:float|None=None, pmax:float|None=None,
                  channel:int|None=None, # channel to restore in a multi-channel file
+                 z:int|None=None, t:int|None=None, # z plane / time point to restore in a multi-dimensional file
                  dtype:str='float32', # output pixel type: 'float32' | 'uint16' | 'uint8' (see `to_dtype`)
                  max_memory:int=MAX_MEMORY, # peak-memory budget (bytes): tile and block sizes follow it
                  lazy:bool|None=None, # TIFF read block by block into a tiled BigTIFF; None: when the output is large
@@ -417,12 +419,12 @@ def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
         rf = partial(restore_distributed, client, net, src, bs=bs, tta=tta, progress=progress)
     if is_zarr(src): return predict_zarr(net, src, outdir, tile, overlap, bs, tta, progress, device, pmin, pmax,
                                          dtype=dtype, max_memory=max_memory, restore_fn=rf)
-    lz = open_tiff_lazy(src) if channel is None and lazy is not False else None
+    lz = open_tiff_lazy(src) if channel is None and z is None and t is None and lazy is not False else None
     if lz is not None and (lazy or client is not None or output_bytes(lz[0].shape, net.scale, tta) > max_memory // 8):
         return predict_lazy(net, *lz, output_path(src, outdir), tile, overlap, bs, tta, progress, pmin, pmax,
                             dtype=dtype, max_memory=max_memory, restore_fn=rf)
     if client is not None: warnings.warn(f'{src.name} cannot be read block by block: restored in this process, not on dask workers')
-    x, meta = read_image(src, channel=channel)
+    x, meta = read_image(src, channel=channel, z=z, t=t)
     lead = x.shape[:-2]
     if net.n_frames > 1 and x.ndim == 2:
         raise PssrInputError(src, f'the model needs {net.n_frames} consecutive frames but the file holds a single 2D image',
@@ -694,7 +696,7 @@ def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
     check_unique_stems(args.inputs, 'output')
     model = Path(args.model)
     reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
-    check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--outdir') if Path(args.outdir).is_file() else None
+    check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--out') if Path(args.outdir).is_file() else None
     return [check_output(o, reads, args.overwrite, folder=is_zarr(o), option='output') for o in cli_outputs(args.inputs, args.outdir, args.tta)]
 
 def cli_predict(args:argparse.Namespace) -> int:
@@ -711,7 +713,8 @@ def cli_predict(args:argparse.Namespace) -> int:
             client = stack.enter_context(dask_client(args.workers, args.dask_scheduler))
         for f in args.inputs:
             out = predict_file(net, f, args.outdir, args.tile, args.overlap, args.bs, args.tta, not args.quiet,
-                               args.device, channel=args.channel, dtype=args.dtype, max_memory=args.max_memory, client=client)
+                               args.device, args.pmin, args.pmax, channel=args.channel, z=args.z, t=args.t, dtype=args.dtype,
+                               max_memory=args.max_memory or MAX_MEMORY, client=client)
             print(out)
             if getattr(args, 'trust', False): print_trust(net, args, f, out)
     return 0
@@ -720,41 +723,9 @@ def print_trust(net:torch.nn.Module, args:argparse.Namespace, src, out:Path):
     "`pssr predict --trust`: write `<stem>_trust.tif` for `out` (`pssr.evaluate.trust_file`), print its scalars and any warning."
     from pssr.evaluate import model_degradation, trust_file, trust_warning, format_trust
     std = output_path(src, args.outdir, tag='_pssr_std') if args.tta else None
-    path, stats = trust_file(src, out, args.outdir, model_degradation(args.model, net.scale), std, args.channel, *percentiles(net))
+    path, stats = trust_file(src, out, args.outdir, model_degradation(args.model, net.scale), std, args.channel,
+                             *percentiles(net, args.pmin, args.pmax))
     print(f'{path}: {format_trust(stats)}')
     warn = trust_warning(stats, Path(src).name)
     if warn: print(warn)
 
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    "Register `pssr predict` on an argparse `subparsers` object."
-    p = subparsers.add_parser('predict', help='restore low-resolution images with a trained model',
-                              description='Restore images (TIFF, CZI, PNG...) or OME-Zarr volumes with a trained PSSR model. '
-                                          'Writes OUTDIR/<name>_pssr.tif (or .zarr), and <name>_pssr_std with --tta.')
-    p.add_argument('model', help='trained model (.pth written by `pssr train`) or a bioimage.io model package (.zip)')
-    p.add_argument('inputs', nargs='+', metavar='INPUT', help='low-resolution image files or .zarr folders')
-    p.add_argument('-o', '--outdir', required=True, help='output folder')
-    p.add_argument('--tile', type=cli_number(int, 1), default=None, help='tile side in input pixels (default: from --max-memory and the model)')
-    p.add_argument('--overlap', type=cli_number(int, 0), default=None,
-                   help="tile overlap in input pixels (default: from the model's receptive field, 8-32)")
-    p.add_argument('--max-memory', type=parse_memory, default=MAX_MEMORY, metavar='SIZE',
-                   help='peak memory budget, e.g. 2G (default), 800M: sets the tile size and the out-of-core block size; '
-                        'TIFFs whose output exceeds 1/8 of it are read lazily and written as tiled BigTIFF')
-    p.add_argument('--dtype', choices=OUTPUT_DTYPES, default='float32',
-                   help="output pixel type (default float32, the input's units); uint16/uint8 clip to the input's range "
-                        '(its integer type, or min-max of float data) and scale it onto 0-65535 / 0-255')
-    p.add_argument('--bs', type=cli_number(int, 1), default=4, help='tiles per batch (default: 4)')
-    p.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
-    p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
-    p.add_argument('--trust', action='store_true', help="write <name>_trust.tif: how far the re-degraded restoration is from the "
-                   'input (hallucination guard), print its consistency and warn when it is worse than bilinear interpolation')
-    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda if available')
-    p.add_argument('--channel', type=lambda v: int(v) if v.isdigit() else v, default=None,
-                   help='channel (index or name) to restore in multi-channel files')
-    p.add_argument('--workers', type=cli_number(int, 1), default=None, metavar='N',
-                   help='restore TIFF/OME-Zarr inputs block by block on a local dask cluster of N processes (one thread each)')
-    p.add_argument('--dask-scheduler', default=None, metavar='ADDRESS',
-                   help='restore on a running dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (SLURM, Kubernetes: see README); '
-                        'the output folder must be on storage the workers share')
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
-    p.set_defaults(func=cli_predict)
-    return p

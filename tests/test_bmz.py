@@ -70,7 +70,7 @@ def test_load_model_round_trip(trained):
     want = restore(pth, x, progress=False)
     np.testing.assert_allclose(restore(pkg, x, progress=False), want, atol=1e-5)
     net, rec = load_model(pkg)
-    assert rec['config']['name'] == 'tiny' and net.scale == 2
+    assert rec.config.name == 'tiny' and net.scale == 2
     foreign = strip_pssr_record(pkg, pkg.with_name('foreign.zip'))
     np.testing.assert_allclose(restore(foreign, x, progress=False), want, atol=1e-4)
 

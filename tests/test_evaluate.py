@@ -294,16 +294,16 @@ def test_nan_in_file(tmp_path, gt):
 
 def test_cli_real_pairs_and_synthetic(tmp_path, gt):
     lr_dir, hr_dir = write_pairs(tmp_path, gt, n=1)
-    assert run_cli(['evaluate', '--lr', str(lr_dir), '--hr', str(hr_dir), '-o', str(tmp_path / 'o1'),
-                    '--pixel-size', '0.01', '--no-progress']) == 0
+    assert run_cli(['evaluate', '--lr-dir', str(lr_dir), '--hr-dir', str(hr_dir), '-o', str(tmp_path / 'o1'),
+                    '--pixel-size', '0.01', '-q']) == 0
     assert 'frc_nm_mean' in pd.read_csv(tmp_path / 'o1' / 'summary.csv').columns
-    assert run_cli(['evaluate', '--hr', str(hr_dir), '--crappifier', 'fluo', '--scale', '4',
-                    '-o', str(tmp_path / 'o2'), '--no-progress']) == 0
+    assert run_cli(['evaluate', '--hr-dir', str(hr_dir), '--crappifier', 'fluo', '--scale', '4',
+                    '-o', str(tmp_path / 'o2'), '-q']) == 0
     assert (tmp_path / 'o2' / 'img0_evaluation.png').exists()
 
 
 @pytest.mark.parametrize('extra', [
-    ['--lr', 'MISSING_DIR'],                 # missing folder
+    ['--lr-dir', 'MISSING_DIR'],                 # missing folder
     [],                                      # neither --lr nor --crappifier
     ['--crappifier', 'bogus'],               # unknown crappifier
     ['--crappifier', 'em', '--model', 'no_such_model.pth'],  # missing model
@@ -311,4 +311,4 @@ def test_cli_real_pairs_and_synthetic(tmp_path, gt):
 def test_cli_bad_input_exit_code_2(tmp_path, gt, extra, capsys):
     _, hr_dir = write_pairs(tmp_path, gt, n=1)
     extra = [str(tmp_path / e) if e == 'MISSING_DIR' else e for e in extra]
-    assert run_cli(['evaluate', '--hr', str(hr_dir), '-o', str(tmp_path / 'out'), '--no-progress', *extra]) == 2
+    assert run_cli(['evaluate', '--hr-dir', str(hr_dir), '-o', str(tmp_path / 'out'), '-q', *extra]) == 2

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from pssr.io import PssrInputError, read_image, write_tiff
-from pssr.predict import (add_cli, model_fn, predict_file, predict_tiled, predict_zarr, read_ome_zarr, restore,
+from pssr.config import ModelRecord
+from pssr.cli import add_predict as add_cli
+from pssr.predict import (model_fn, predict_file, predict_tiled, predict_zarr, read_ome_zarr, restore,
                           tile_edges, write_ome_zarr)
 
 torch.set_num_threads(1)
@@ -148,7 +150,7 @@ def test_predict_file_metadata_and_tta(tmp_path):
     src = tmp_path / 'cells.tif'
     x = rng_image((2, 48, 40))
     write_tiff(src, x.astype(np.uint16), pixel_size=0.1, axes='TYX')
-    net = TinySR(scale=2); net.model_name = 'tiny-test'
+    net = TinySR(scale=2); net.record = ModelRecord(None, package={'name': 'tiny-test', 'scale': 2, 'n_frames': 1})
     out = predict_file(net, src, tmp_path / 'out', tile=32, overlap=8, tta=True, progress=False)
     assert out == tmp_path / 'out' / 'cells_pssr.tif'
     y, meta = read_image(out)
@@ -366,6 +368,6 @@ def test_max_memory_option(tmp_path):
     "--max-memory takes sizes with units; nonsense is a one-line argparse error."
     from pssr.predict import MAX_MEMORY
     p = argparse.ArgumentParser(prog='pssr'); add_cli(p.add_subparsers())
-    assert p.parse_args(['predict', 'm', 'a.tif', '-o', 'o']).max_memory == MAX_MEMORY == 2 * 2**30
+    assert (p.parse_args(['predict', 'm', 'a.tif', '-o', 'o']).max_memory or MAX_MEMORY) == MAX_MEMORY == 2 * 2**30  # None: MAX_MEMORY
     assert p.parse_args(['predict', 'm', 'a.tif', '-o', 'o', '--max-memory', '512M']).max_memory == 512 * 2**20
     with pytest.raises(SystemExit): p.parse_args(['predict', 'm', 'a.tif', '-o', 'o', '--max-memory', 'lots'])

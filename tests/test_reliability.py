@@ -77,8 +77,8 @@ BAD = [
     ('crappify-into-input', ['crappify', 'hr', '.', '--tile', '16', '--n-tiles', '1', '--crappifier', 'none', '--overwrite'], 2, 'input'),
     ('crappify-out-in-input', ['crappify', 'hr', 'hr/out', '--tile', '16', '--n-tiles', '1'], 2, 'input'),
     ('crappify-out-is-input', ['crappify', 'hr', 'hr', '--tile', '16', '--n-tiles', '1', '--overwrite'], 2, 'input'),
-    ('evaluate-out-is-input', ['evaluate', '--hr', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'hr', '--overwrite'], 2, 'input'),
-    ('evaluate-out-has-model', ['evaluate', '--model', 'm2.pth', '--hr', 'hr', '--crappifier', 'none', '-o', '.', '--overwrite'], 2, 'input'),
+    ('evaluate-out-is-input', ['evaluate', '--hr-dir', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'hr', '--overwrite'], 2, 'input'),
+    ('evaluate-out-has-model', ['evaluate', '--model', 'm2.pth', '--hr-dir', 'hr', '--crappifier', 'none', '-o', '.', '--overwrite'], 2, 'input'),
     ('demo-out-holds-data', ['demo', '--data', 'hr', '-o', '.', '--overwrite', '--quick'], 2, 'input'),
     ('demo-out-in-data', ['demo', '--data', 'hr', '-o', 'hr/demo', '--quick'], 2, 'input'),
     ('train-model-is-init', TRAIN + ['--models-dir', '.', '--name', 'm2', '--init-model', 'm2.pth', '--overwrite'], 2, 'm2'),
@@ -97,8 +97,8 @@ BAD = [
     ('train-models-dir-is-file', TRAIN + ['--models-dir', 'afile'], 2, 'afile'),
     ('train-models-dir-under-file', TRAIN + ['--models-dir', 'afile/m'], 2, 'afile'),
     ('train-model-exists', TRAIN + ['--models-dir', '.', '--name', 'm4'], 2, '--overwrite'),
-    ('evaluate-out-is-file', ['evaluate', '--hr', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'afile'], 2, 'afile'),
-    ('evaluate-out-exists', ['evaluate', '--hr', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'existing'], 2, '--overwrite'),
+    ('evaluate-out-is-file', ['evaluate', '--hr-dir', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'afile'], 2, 'afile'),
+    ('evaluate-out-exists', ['evaluate', '--hr-dir', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'existing'], 2, '--overwrite'),
     ('demo-out-is-file', ['demo', '-o', 'afile', '--quick'], 2, 'afile'),
     ('demo-out-exists', ['demo', '-o', 'existing', '--quick'], 2, '--overwrite'),
     # options and models
@@ -131,7 +131,7 @@ BAD = [
     ('fit-missing', ['fit-crappifier', 'nope.tif', '-o', 'c.json'], 2, 'nope.tif'),
     ('fit-offset-nan', ['fit-crappifier', 'lrimg.tif', '-o', 'c.json', '--offset', 'nan'], 2, '--offset'),
     ('train-wd-nan', TRAIN + ['--wd', 'nan'], 2, '--wd'),
-    ('train-lr-0', TRAIN + ['--lr', '0'], 2, '--lr'),
+    ('train-lr-0', TRAIN + ['--lr-max', '0'], 2, '--lr-max'),
     ('train-epochs-0', TRAIN + ['--epochs', '0'], 2, '--epochs'),
     ('train-minutes-neg', TRAIN + ['--minutes', '-1'], 2, '--minutes'),
     ('train-device-tpu', TRAIN + ['--device', 'tpu'], 2, 'device'),
@@ -143,11 +143,11 @@ BAD = [
     ('train-config-list', ['train', '--config', 'list.json'], 2, 'list.json'),
     ('train-config-missing', ['train', '--config', 'nope.json'], 2, 'nope.json'),
     ('train-crappifier-list', TRAIN[:-4] + ['--crappifier', 'list.json', '--scale', '2'], 2, 'list.json'),
-    ('evaluate-pairs-dup-stems', ['evaluate', '--lr', 'pairs/lr', '--hr', 'pairs/hr', '-o', 'ev'], 2, 'q.t'),
-    ('evaluate-both-modes', ['evaluate', '--lr', 'lr', '--hr', 'hr', '--crappifier', 'em', '-o', 'ev'], 2, '--crappifier'),
-    ('evaluate-missing-hr', ['evaluate', '--hr', 'nope', '--crappifier', 'em', '-o', 'ev'], 2, 'nope'),
-    ('evaluate-bad-model', ['evaluate', '--model', 'trunc.pth', '--hr', 'hr', '--crappifier', 'none', '-o', 'ev'], 2, 'trunc.pth'),
-    ('evaluate-scale-mismatch', ['evaluate', '--model', 'm2.pth', '--hr', 'hr', '--crappifier', 'em', '--scale', '4', '-o', 'ev'], 2, 'scale'),
+    ('evaluate-pairs-dup-stems', ['evaluate', '--lr-dir', 'pairs/lr', '--hr-dir', 'pairs/hr', '-o', 'ev'], 2, 'q.t'),
+    ('evaluate-both-modes', ['evaluate', '--lr-dir', 'lr', '--hr-dir', 'hr', '--crappifier', 'em', '-o', 'ev'], 2, '--crappifier'),
+    ('evaluate-missing-hr', ['evaluate', '--hr-dir', 'nope', '--crappifier', 'em', '-o', 'ev'], 2, 'nope'),
+    ('evaluate-bad-model', ['evaluate', '--model', 'trunc.pth', '--hr-dir', 'hr', '--crappifier', 'none', '-o', 'ev'], 2, 'trunc.pth'),
+    ('evaluate-scale-mismatch', ['evaluate', '--model', 'm2.pth', '--hr-dir', 'hr', '--crappifier', 'em', '--scale', '4', '-o', 'ev'], 2, 'scale'),
     ('demo-bad-arch', ['demo', '-o', 'dm', '--quick', '--arch', 'vgg'], 2, 'arch'),
     ('demo-bad-crappifier', ['demo', '-o', 'dm', '--quick', '--crappifier', 'blurry'], 2, 'blurry'),
     ('demo-epochs-0', ['demo', '-o', 'dm', '--quick', '--epochs', '0'], 2, '--epochs'),
@@ -219,7 +219,7 @@ def test_train_rerun_needs_overwrite_and_cleans_checkpoints(world):
     assert run(*args, '--overwrite') == 0
 
 def test_evaluate_report_is_complete_and_rerun_safe(world):
-    args = ['evaluate', '--hr', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'ev', '--no-progress']
+    args = ['evaluate', '--hr-dir', 'hr', '--crappifier', 'none', '--scale', '2', '-o', 'ev', '-q']
     assert run(*args) == 0
     files = sorted(p.name for p in (world/'ev').iterdir())
     assert 'summary.csv' in files and 'metrics.csv' in files

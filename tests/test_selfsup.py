@@ -41,7 +41,7 @@ def test_cli_tis_fnsm_trains_saves_reloads(noisy_dir, tmp_path):
     assert code == 0, err
     rec = json.loads((m / 'dn.json').read_text())
     assert rec['config']['noisy'] == str(noisy_dir) and rec['config']['self_supervised'] == 'time' and rec['config']['amend']
-    assert rec['scale'] == 1 and rec['data']['kind'] == 'noisy'  # --noisy without --scale: a denoiser
+    assert rec['model']['scale'] == 1 and rec['data']['kind'] == 'noisy'  # --noisy without --scale: a denoiser
     r0 = rec['model']['fnsm_radius']
     assert abs(r0 - 4 * 1.2 * 0.1 / 0.520) < 1e-4  # initial radius = OTF cut-off 2 NA / λ at 100 nm pixels
     net, rec2 = load_model(m / 'dn')
@@ -61,7 +61,7 @@ def test_cli_other_modes(noisy_dir, tmp_path, mode, extra):
     rec = json.loads((tmp_path / f'{mode}.json').read_text())
     assert rec['config']['self_supervised'] == mode and rec['fnsm'] is None
     if mode == 'space': assert rec['config']['amend'] is False
-    else: assert rec['scale'] == 2
+    else: assert rec['model']['scale'] == 2
 
 
 @pytest.mark.parametrize('args, msg', [

@@ -1,11 +1,13 @@
 "End-to-end, resume, save/load, CLI and bad-input tests for `pssr.learner` (tiny models on synthetic data)."
-import argparse, contextlib, io, json, os
+import argparse, contextlib, dataclasses, io, json, os
 from pathlib import Path
 import numpy as np, pytest, torch
 from fastai.callback.core import Callback
 from pssr.io import PssrInputError
 from pssr.data import write_synthetic
-from pssr.learner import (TrainConfig, train, pssr_learner, config_dataloaders, save_model, load_model, add_cli,
+from pssr.cli import add_train as add_cli
+from pssr.config import ModelRecord
+from pssr.learner import (TrainConfig, train, pssr_learner, config_dataloaders, save_model, load_model,
                           list_checkpoints, checkpoint_dir, is_distributed, distrib_context,
                           fit_one_cycle_maybe_distributed, EpochSeed)
 
@@ -60,8 +62,8 @@ def test_outputs_and_record(trained):
     stem = Path(cfg.models_dir)/cfg.name
     assert stem.with_suffix('.pth').is_file() and stem.with_suffix('.json').is_file()
     rec = json.loads(stem.with_suffix('.json').read_text())
-    assert TrainConfig.from_dict(rec['config']) == cfg
-    assert rec['model']['arch'] == ARCH and rec['scale'] == SCALE and rec['n_frames'] == 1
+    assert ModelRecord.from_dict(rec).config == dataclasses.replace(cfg, model=cfg.model.resolved())  # architecture stored once, as 'model'
+    assert rec['model']['arch'] == ARCH and rec['model']['scale'] == SCALE and rec['model']['n_frames'] == 1
     assert rec['crappifier'] and rec['normalization']['pmin'] == cfg.pmin
     assert len(rec['data']['hr']['files']) == 3
     assert len(rec['data']['hr']['sha256']) == 64
@@ -81,7 +83,7 @@ def test_save_load_identical_predictions(trained, tmp_path):
     stem = Path(cfg.models_dir)/cfg.name
     for p in (stem, stem.with_suffix('.json')):
         model, rec = load_model(p)
-        assert not model.training and rec['config']['name'] == cfg.name
+        assert not model.training and rec.config.name == cfg.name
         with torch.no_grad(): torch.testing.assert_close(model(x), ref, rtol=0, atol=1e-6)
     save_model(model, tmp_path/'copy', cfg)  # a bare model saves too
     with torch.no_grad(): torch.testing.assert_close(load_model(tmp_path/'copy.pth')[0](x), ref, rtol=0, atol=1e-6)
@@ -213,7 +215,7 @@ def test_cli_trains_and_reports(hr_dir, tmp_path):
     assert code == 0, err
     assert 'cli.pth' in out and 'psnr' in out
     rec = json.loads((tmp_path/'m'/'cli.json').read_text())
-    assert rec['config']['epochs'] == 1 and rec['config']['arch'] == ARCH
+    assert rec['config']['epochs'] == 1 and rec['model']['arch'] == ARCH
     assert not stale.exists()  # a fresh run (no --resume) must not leave old checkpoints to be resumed later
     # --config loads a saved config (here the model's own .json); options on the command line override it
     code, out, err = run_cli('--config', tmp_path/'m'/'cli.json', '--name', 'cli2', '--epochs', 1)
@@ -289,7 +291,7 @@ def test_cli_minutes_and_preset(hr_dir, tmp_path):
     assert code == 0, err
     assert 'Time budget 0.1 min' in out and 'Best validation' in out
     rec = json.loads((tmp_path/'m'/'budget_cli.json').read_text())
-    assert rec['config']['minutes'] == 0.1 and rec['config']['arch'] == ARCH and rec['config']['lr'] == 1e-3
+    assert rec['config']['minutes'] == 0.1 and rec['model']['arch'] == ARCH and rec['config']['lr'] == 1e-3
     assert rec['schedule']['epochs'] >= 1
     code, out, err = run_cli('--hr', hr_dir, '--minutes', -2, '--models-dir', tmp_path/'m')
     assert code == 2 and 'minutes' in err
