@@ -102,7 +102,7 @@ def run_api(name: str, overrides: dict, minutes: float, train_dir: Path, tests: 
     model = learn.model.eval()
     rec = json.loads((workdir / 'models' / f'{name}.json').read_text())
     res = {k: score(pairs, lambda _, x: restore(model, x, progress=False)) for k, pairs in tests.items()}
-    return row(name, 'api', minutes, wall, rec['config'], rec, res)
+    return row(name, 'api', minutes, wall, {**rec['config'], **rec['model']}, rec, res)
 
 
 def run_cli(minutes: float, train_dir: Path, tests: dict, workdir: Path) -> dict:
@@ -123,7 +123,7 @@ def run_cli(minutes: float, train_dir: Path, tests: dict, workdir: Path) -> dict
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res[k] = score(pairs, lambda n, _: read_image(out_dir / f'{n}_pssr.tif')[0])
     rec = json.loads((models / f'{name}.json').read_text())
-    return row('default (CLI)', 'cli', minutes, wall, rec['config'], rec, res)
+    return row('default (CLI)', 'cli', minutes, wall, {**rec['config'], **rec['model']}, rec, res)
 
 
 def row(name, how, minutes, wall, cfg, rec, res) -> dict:

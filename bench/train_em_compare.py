@@ -113,7 +113,7 @@ def main(argv=None):
         if a.eval_only:
             from pssr.learner import load_model
             model, rec = load_model(Path(a.eval_only)/f'em_compare_{mode}')
-            results['models'][mode] = {**evaluate_model(model, lr, score, lr_tile), 'history': rec['history'],
+            results['models'][mode] = {**evaluate_model(model, lr, score, lr_tile), 'history': rec.history,
                                        'train_seconds': prev[mode]}
             print(mode, summary(results['models'][mode]), flush=True)
             write(results, a.out)

@@ -104,6 +104,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'pssr.config.in_file': ('config.html#in_file', 'pssr/config.py'),
                              'pssr.config.is_count': ('config.html#is_count', 'pssr/config.py'),
                              'pssr.config.is_number': ('config.html#is_number', 'pssr/config.py'),
+                             'pssr.config.option_annotations': ('config.html#option_annotations', 'pssr/config.py'),
                              'pssr.config.option_defaults': ('config.html#option_defaults', 'pssr/config.py'),
                              'pssr.config.option_docs': ('config.html#option_docs', 'pssr/config.py'),
                              'pssr.config.read_json': ('config.html#read_json', 'pssr/config.py'),

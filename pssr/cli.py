@@ -43,13 +43,14 @@ TRAIN_OPTIONS = ['hr', 'lr_dir', 'hr_dir', 'noisy', 'crappifier', 'match', 'hr_p
                  'pmin', 'pmax', 'weights', 'init_model', 'device', 'channels_last', 'resume', 'self_supervised', 'amend',
                  'fnsm', 'fnsm_radius', 'na', 'wavelength', 'gan_weight', 'gan_epochs']
 TRAIN_FLAGS = {'n_frames': '--frames', 'lr': '--lr-max', 'tiles_per_image': '--tiles', 'amend': '--no-amend'}
-TRAIN_CHOICES = {'arch': ARCHS, 'mode': MODES, 'loss': LOSSES, 'self_supervised': SELF_SUPERVISED}
+TRAIN_CHOICES = {'self_supervised': SELF_SUPERVISED}  # arch, mode, loss: checked by TrainConfig (one message naming the field)
 TRAIN_MINIMUM = {'seed': 0, 'wd': 0, 'pmin': 0}
 TRAIN_METAVARS = {'hr': 'DIR', 'lr_dir': 'DIR', 'hr_dir': 'DIR', 'noisy': 'DIR', 'match': 'LR_IMAGE', 'hr_pixel_size': 'UM',
                   'models_dir': 'DIR', 'weights': 'FILE.pth', 'init_model': 'MODEL', 'wavelength': 'NM', 'lr': 'LR'}
 DATA_FIELDS = ('hr', 'lr_dir', 'hr_dir', 'noisy')
 
-def add_train(subparsers):
+def add_train(subparsers, # the `pssr` parser's subparsers
+             ):
     "Register `pssr train`: options generated from `TrainConfig`."
     p = subparsers.add_parser('train', help=SUBCOMMANDS['train'][1],
         description='Train a PSSR U-Net with one-cycle; checkpoints every epoch (--resume continues). '
@@ -58,15 +59,19 @@ def add_train(subparsers):
     p.add_argument('--preset', choices=sorted(PRESETS), help='start from a named configuration (default: the measured default)')
     p.add_argument('--gan', action='store_true', help='adversarial training: pixel-loss pre-training for --epochs, then a patch critic '
                    'for --gan-epochs (--loss is then the pixel loss; only the generator is saved)')
-    p.set_defaults(train_dests=add_options(p, TrainConfig(), TRAIN_OPTIONS, TRAIN_FLAGS, TRAIN_CHOICES, minimum=TRAIN_MINIMUM,
-                                           metavars=TRAIN_METAVARS))
+    data = p.add_mutually_exclusive_group()  # one kind of training data: --hr, --lr-dir (+ --hr-dir) or --noisy
+    dests = add_options(data, TrainConfig(), ['hr', 'lr_dir', 'noisy'], metavars=TRAIN_METAVARS)
+    dests.update(add_options(p, TrainConfig(), [f for f in TRAIN_OPTIONS if f not in ('hr', 'lr_dir', 'noisy')], TRAIN_FLAGS,
+                             TRAIN_CHOICES, minimum=TRAIN_MINIMUM, metavars=TRAIN_METAVARS))
+    p.set_defaults(train_dests=dests)
     deprecated_alias(p, '--lr', '--lr-max')
     p.add_argument('--pairs', nargs=2, metavar=('LR_DIR', 'HR_DIR'), action=Deprecated, new='--lr-dir DIR --hr-dir DIR', help=argparse.SUPPRESS)
     add_common(p, quiet=False)
     p.set_defaults(func=train_cli)
     return p
 
-def config_from_args(args) -> TrainConfig:
+def config_from_args(args, # parsed `pssr` arguments
+                    ) -> TrainConfig:
     "A `TrainConfig` from `pssr train` options (over `--config` and `--preset` if given)."
     d = TrainConfig.from_json(args.config).to_dict() if getattr(args, 'config', None) else {}
     if getattr(args, 'preset', None): d.update(PRESETS[args.preset])
@@ -86,7 +91,8 @@ def config_from_args(args) -> TrainConfig:
         raise PssrInputError('pssr train', 'no training data given', 'pass --hr DIR, --lr-dir DIR --hr-dir DIR or --noisy DIR (or --config)')
     return TrainConfig.from_dict(cfg)
 
-def train_reads(config:TrainConfig) -> list[Path]:
+def train_reads(config:TrainConfig, # the training config
+               ) -> list[Path]:
     "Every file and folder a training run reads (never to be overwritten or written into)."
     reads = [config.hr, config.lr_dir, config.hr_dir, config.noisy, config.match, config.weights]
     if isinstance(config.crappifier, str) and config.crappifier.lower().endswith('.json'): reads.append(config.crappifier)
@@ -95,7 +101,8 @@ def train_reads(config:TrainConfig) -> list[Path]:
         reads += [stem.with_suffix(e) for e in ('.pth', '.json')]
     return [Path(p) for p in reads if p]
 
-def check_train_inputs(config:TrainConfig):
+def check_train_inputs(config:TrainConfig, # the training config
+                      ):
     "Preflight of `pssr train`: the data folders hold images and the files it reads exist (before torch is imported)."
     for f in (*DATA_FIELDS, 'match', 'weights', 'init_model'):
         p = getattr(config, f)
@@ -104,14 +111,18 @@ def check_train_inputs(config:TrainConfig):
         if f in DATA_FIELDS and Path(p).is_dir(): list_images(p)  # an empty folder or one without images fails here
         elif not Path(p).exists(): raise PssrInputError(p, 'not found', f'check --{f.replace("_", "-")}')
 
-def check_train_outputs(config:TrainConfig, overwrite:bool=False, reads=()) -> Path:
+def check_train_outputs(config:TrainConfig, # the training config
+                        overwrite:bool=False, # replace existing model files
+                        reads=(), # more files the run reads (never written)
+                       ) -> Path:
     "Preflight of `pssr train`, before any data is read: the model files can be written, are not inputs, and are new unless `overwrite`."
     stem, reads = Path(config.models_dir)/config.name, [*train_reads(config), *map(Path, reads)]
     for ext in ('.pth', '.json'): check_output(stem.with_suffix(ext), reads, overwrite, option=f'model {config.name}{ext}')
     check_output(checkpoint_dir(config), reads, overwrite=True, folder=True, option='checkpoint folder')
     return stem.with_suffix('.pth')
 
-def train_cli(args) -> int:
+def train_cli(args, # parsed `pssr` arguments
+             ) -> int:
     "Run `pssr train`: validate the config and the outputs, then train (torch is imported only now)."
     config = config_from_args(args)
     check_train_inputs(config)
@@ -137,7 +148,8 @@ def _memory(v:str) -> int:
     "`--max-memory`: parsed by `pssr.predict.parse_memory` (imported only when given)."
     return importlib.import_module('pssr.predict').parse_memory(v)
 
-def add_predict(subparsers):
+def add_predict(subparsers, # the `pssr` parser's subparsers
+               ):
     "Register `pssr predict`."
     p = subparsers.add_parser('predict', help=SUBCOMMANDS['predict'][1],
         description='Restore each INPUT with MODEL into OUT/<name>_pssr.tif (OME-Zarr inputs: <name>_pssr.zarr), in the input\'s units '
@@ -165,22 +177,26 @@ def add_predict(subparsers):
     p.set_defaults(func=predict_cli)
     return p
 
-def check_exist(*paths):
+def check_exist(*paths, # files or models that must exist
+                what:str='input', # what they are, for the message
+               ):
     "Each path (a model may be named by its stem) exists, else `PssrInputError` naming it."
     for f in paths:
         if not (Path(f).exists() or Path(f).with_suffix('.pth').exists()):
-            raise PssrInputError(f, 'not found', 'check the path (quote names with spaces)')
+            raise PssrInputError(f, f'{what} not found', 'check the path (quote names with spaces)')
 
-def predict_cli(args) -> int:
+def predict_cli(args, # parsed `pssr` arguments
+               ) -> int:
     "Run `pssr predict`: inputs, model files and options are checked before torch is imported."
     require(args, 'outdir', '-o/--out')
-    check_exist(args.model, *args.inputs)
+    check_exist(*args.inputs); check_exist(args.model, what='model file')
     if args.pmin is not None or args.pmax is not None:
         Normalization(args.pmin if args.pmin is not None else 0, args.pmax if args.pmax is not None else 100)
     return lazy('pssr.predict:cli_predict')(args)
 
 # %% ../nbs/09_cli.ipynb #c56d0086
-def add_demo(subparsers):
+def add_demo(subparsers, # the `pssr` parser's subparsers
+            ):
     "Register `pssr demo`: options generated from `DemoConfig` (and the `TrainConfig` it holds)."
     p = subparsers.add_parser('demo', help=SUBCOMMANDS['demo'][1],
         description='Train a small model on embedded data (synthetic EM and fluorescence phantoms + skimage cell) or your '
@@ -193,7 +209,8 @@ def add_demo(subparsers):
     p.set_defaults(func=lazy('pssr.demo:run_demo_cli'), out=None)
     return p
 
-def add_export_bmz(subparsers):
+def add_export_bmz(subparsers, # the `pssr` parser's subparsers
+                  ):
     "Register `pssr export-bmz`."
     p = subparsers.add_parser('export-bmz', help=SUBCOMMANDS['export-bmz'][1],
         description='Write a bioimage.io model package (spec 0.5): state-dict and TorchScript weights, test tensors, cover, README. '
@@ -207,14 +224,16 @@ def add_export_bmz(subparsers):
     p.set_defaults(func=export_bmz_cli)
     return p
 
-def export_bmz_cli(args) -> int:
+def export_bmz_cli(args, # parsed `pssr` arguments
+                  ) -> int:
     "Run `pssr export-bmz` (`-o/--out` and the model file checked first)."
-    require(args, 'out', '-o/--out'); check_exist(args.model)
+    require(args, 'out', '-o/--out'); check_exist(args.model, what='model file')
     return lazy('pssr.bmz:cli_export')(args)
 
 REGISTER_MIN_CORR = 0.5  # = pssr.register.MIN_CORR (a test keeps them equal)
 
-def add_register(subparsers):
+def add_register(subparsers, # the `pssr` parser's subparsers
+                ):
     "Register `pssr register`."
     p = subparsers.add_parser('register', help=SUBCOMMANDS['register'][1],
         description='Align each LR image to the HR image of the same name (similarity transform: shift, rotation, scale) '
@@ -229,7 +248,8 @@ def add_register(subparsers):
     p.set_defaults(func=register_cli)
     return p
 
-def register_cli(args) -> int:
+def register_cli(args, # parsed `pssr` arguments
+                ) -> int:
     "Run `pssr register` (`-o/--out` checked first)."
     require(args, 'outdir', '-o/--out')
     return lazy('pssr.register:register_cli')(args)

@@ -14,7 +14,8 @@ __all__ = ['RESNETS', 'ARCHS', 'MODES', 'NORM_TYPES', 'LOSSES', 'SELF_SUPERVISED
            'MODEL_KEYS', 'TRAIN_MODEL', 'PRESETS', 'FORMAT', 'FORMAT_VERSION', 'check', 'is_number', 'is_count',
            'in_file', 'ModelConfig', 'Normalization', 'TrainConfig', 'read_json', 'checkpoint_dir', 'DemoConfig',
            'ModelRecord', 'field_docs', 'signature_docs', 'option_defaults', 'option_docs', 'Deprecated',
-           'deprecated_alias', 'format_default', 'add_options', 'given_options', 'add_common', 'require']
+           'deprecated_alias', 'option_annotations', 'format_default', 'add_options', 'given_options', 'add_common',
+           'require']
 
 # %% ../nbs/00b_config.ipynb #e0c64e8e
 RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')  # torchvision encoders (`pssr.models.RESNETS` builds them)
@@ -36,16 +37,23 @@ def check(ok:bool, # the condition that must hold
     "Raise `PssrInputError(field_name, problem, hint)` when `ok` is false."
     if not ok: raise PssrInputError(field_name, problem, hint)
 
-def is_number(v, positive:bool=False, zero:bool=False) -> bool:
+def is_number(v, # the value
+              positive:bool=False, # must be > 0
+              zero:bool=False, # with `positive`: 0 allowed too
+             ) -> bool:
     "A finite int/float (not bool); `positive`: > 0 (or >= 0 with `zero`)."
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     return ok and (not positive or v > 0 or (zero and v == 0))
 
-def is_count(v, minimum:int=1) -> bool:
+def is_count(v, # the value
+             minimum:int=1, # smallest allowed value
+            ) -> bool:
     "An integer (not bool, numpy ints included) >= `minimum`."
     return hasattr(v, '__index__') and not isinstance(v, bool) and int(v) >= minimum
 
-def in_file(e:PssrInputError, path) -> PssrInputError:
+def in_file(e:PssrInputError, # the error
+            path, # a file or model path
+           ) -> PssrInputError:
     "`e` re-labelled with the file it came from: `<file>: Config.field: problem. hint`."
     return PssrInputError(path, f'{e.path}: {e.problem}', e.hint)
 
@@ -312,7 +320,8 @@ def read_json(path:Path, # the file
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PssrInputError(path, f'{what} is not valid JSON ({e})', 'restore the file (it was edited or truncated)') from None
 
-def checkpoint_dir(config:TrainConfig) -> Path:
+def checkpoint_dir(config:TrainConfig, # the training config
+                  ) -> Path:
     "Folder for `config`'s checkpoints: `<models_dir>/<name>_ckpt`."
     return Path(config.models_dir)/f'{config.name}_ckpt'
 
@@ -365,6 +374,7 @@ class ModelRecord:
     fnsm: list|None = None                                     # learned FNSM radius and steepness, per module
     created: str|None = None                                   # UTC time of saving
     package: dict|None = None                                  # a network from elsewhere (bioimage.io): its name, scale, n_frames
+    source: str|None = field(default=None, compare=False)      # the file it was read from (set by `load_model`; not saved)
 
     def __post_init__(self):
         check(isinstance(self.model, ModelConfig) or isinstance(self.package, dict), 'ModelRecord.model', 'has no architecture',
@@ -381,14 +391,18 @@ class ModelRecord:
     @property
     def percentiles(self) -> tuple[float, float]: return self.normalization.pmin, self.normalization.pmax
     @property
-    def name(self) -> str|None: return self.config.name if self.config else (self.package or {}).get('name')
+    def name(self) -> str|None:
+        "The model's file name (stem) if it was read from one, else its training name."
+        if self.source: return Path(self.source).stem if Path(self.source).suffix in ('.pth', '.json', '.zip') else Path(self.source).name
+        return self.config.name if self.config else (self.package or {}).get('name')
 
     def to_dict(self) -> dict:
         "The JSON record (`format_version` 2)."
         d = {'format': FORMAT, 'format_version': FORMAT_VERSION}
         for f in fields(self):
             v = getattr(self, f.name)
-            if v is not None or f.name != 'package': d[f.name] = v.to_dict() if hasattr(v, 'to_dict') else v
+            if f.name == 'source' or (v is None and f.name == 'package'): continue
+            d[f.name] = v.to_dict() if hasattr(v, 'to_dict') else v
         if d['config'] is not None: d['config'].pop('model')  # stored once, as `model`
         return d
 
@@ -421,7 +435,8 @@ def field_docs(cls) -> dict[str, str]:
     found = (re.match(r'\s+(\w+)\s*:[^#]*#\s*(.+)$', line) for line in inspect.getsource(cls).splitlines())
     return {m[1]: m[2].strip() for m in found if m and m[1] in names}
 
-def signature_docs(f) -> dict[str, tuple]:
+def signature_docs(f, # a function documented with docments comments
+                  ) -> dict[str, tuple]:
     "`{parameter: (default, comment)}` of a function documented with docments comments."
     from fastcore.docments import docments
     return {k: (v['default'], v['docment'] or '') for k, v in docments(f, full=True, returns=False).items()}
@@ -435,12 +450,14 @@ def _flat(obj, value) -> dict:
         else: own[f.name] = value(obj, f.name)
     return {**nested, **own}
 
-def option_defaults(obj) -> dict:
+def option_defaults(obj, # a config instance or a documented function
+                   ) -> dict:
     "The documented defaults: of a config instance's fields (nested configs' included), or of a function's parameters."
     if dataclasses.is_dataclass(obj): return _flat(obj, getattr)
     return {k: v for k, (v, _) in signature_docs(obj).items()}
 
-def option_docs(obj) -> dict[str, str]:
+def option_docs(obj, # a config instance or a documented function
+               ) -> dict[str, str]:
     "The documentation of each option: field comments of a config instance (nested configs' included) or docments comments."
     if dataclasses.is_dataclass(obj): return _flat(obj, lambda o, k: field_docs(type(o)).get(k, ''))
     return {k: doc for k, (_, doc) in signature_docs(obj).items()}
@@ -463,14 +480,22 @@ def deprecated_alias(parser:argparse.ArgumentParser, # the subcommand's parser
     parser.add_argument(old, dest=act.dest, action=Deprecated, new=new, nargs=act.nargs, const=act.const,
                         type=act.type, choices=act.choices, metavar=act.metavar, help=argparse.SUPPRESS)
 
-def _arg_type(name:str, default, minimum:dict):
-    "argparse `type=` for a field: a checked number (`cli_number`) for numeric defaults, else str."
+def _arg_type(name:str, default, minimum:dict, anno=None):
+    "argparse `type=` for a field: a checked number (`cli_number`) for numeric fields (by default, else annotation), else str."
     if isinstance(default, bool): return None
-    if isinstance(default, int): return cli_number(int, minimum.get(name, 1))
-    if isinstance(default, float): return cli_number(float, minimum[name]) if name in minimum else cli_number(float, above=0)
+    kind = type(default) if default is not None else {'int': int, 'float': float}.get(str(anno).split('|')[0].strip())
+    if kind is int: return cli_number(int, minimum.get(name, 1))
+    if kind is float: return cli_number(float, minimum[name]) if name in minimum else cli_number(float, above=0)
     return str
 
-def format_default(v) -> str:
+def option_annotations(obj) -> dict:
+    "The type annotation of each option (strings under `from __future__ import annotations`)."
+    if dataclasses.is_dataclass(obj): return _flat(obj, lambda o, k: {f.name: f.type for f in fields(o)}[k])
+    from fastcore.docments import docments
+    return {k: v['anno'] for k, v in docments(obj, full=True, returns=False).items()}
+
+def format_default(v, # the value
+                  ) -> str:
     "A default as `--help` shows it."
     return 'none' if v is None else str(v)
 
@@ -485,7 +510,7 @@ def add_options(parser:argparse.ArgumentParser, # the subcommand's parser
                ) -> dict[str, str]:
     "Add an option per field of `obj`, help and shown default from the documentation; returns `{dest: field}`."
     flags, choices, types, minimum, metavars = flags or {}, choices or {}, types or {}, minimum or {}, metavars or {}
-    defaults, docs = option_defaults(obj), option_docs(obj)
+    defaults, docs, annos = option_defaults(obj), option_docs(obj), option_annotations(obj)
     dests = {}
     for name in names:
         default, opts = defaults[name], flags.get(name, '--' + name.replace('_', '-'))
@@ -495,11 +520,13 @@ def add_options(parser:argparse.ArgumentParser, # the subcommand's parser
             act = parser.add_argument(*opts, action='store_false' if default else 'store_true', default=None, help=doc)
         else:
             act = parser.add_argument(*opts, default=None, help=doc, choices=choices.get(name), metavar=metavars.get(name),
-                                      type=types.get(name, _arg_type(name, default, minimum)))
+                                      type=types.get(name, _arg_type(name, default, minimum, annos.get(name))))
         dests[act.dest] = name
     return dests
 
-def given_options(args, dests:dict) -> dict:
+def given_options(args, # parsed `pssr` arguments
+                  dests:dict, # `{dest: field}` from `add_options`
+                 ) -> dict:
     "`{field: value}` of the options given on the command line (those added by `add_options`)."
     return {f: getattr(args, d) for d, f in dests.items() if getattr(args, d, None) is not None}
 
@@ -515,6 +542,9 @@ def add_common(p:argparse.ArgumentParser, # a subcommand's parser
     p.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
     if quiet: p.add_argument('-q', '--quiet', action='store_true', help='no progress bars')
 
-def require(args, dest:str, option:str):
+def require(args, # parsed `pssr` arguments
+            dest:str, # the attribute holding the option
+            option:str, # the option's name in messages
+           ):
     "A required option (one that also has a deprecated spelling, so argparse cannot require it)."
     if getattr(args, dest, None) is None: raise PssrInputError(option, 'is required', f'give {option} ...')

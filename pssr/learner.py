@@ -37,18 +37,22 @@ def _dls_device(dls) -> torch.device:
     "The device batches are put on."
     return torch.device(getattr(dls, 'device', None) or 'cpu')
 
-def use_fp16_learner(learn) -> bool:
+def use_fp16_learner(learn, # a PSSR `Learner` (`pssr_learner`)
+                    ) -> bool:
     "Whether `learn` trains in mixed precision (it has fastai's `MixedPrecision` callback)."
     return any(type(cb).__name__ == 'MixedPrecision' for cb in learn.cbs)
 
-def use_fp16(config:TrainConfig, device) -> bool:
+def use_fp16(config:TrainConfig, # the training config
+             device, # where training runs ('cpu', 'cuda'...)
+            ) -> bool:
     "Whether to train in mixed precision: `fp16='auto'` means on CUDA only."
     on_cuda = torch.device(device).type == 'cuda'
     if config.fp16 is True and not on_cuda: warnings.warn('fp16 needs a CUDA device; training in float32 on CPU')
     return on_cuda and config.fp16 in ('auto', True)
 
 # %% ../nbs/05_learner.ipynb #6828f9b7
-def opt_func_for(dls) -> Callable:
+def opt_func_for(dls, # `DataLoaders` from `pssr.data`
+                ) -> Callable:
     "PyTorch's fused AdamW (about 5x faster per step than fastai's Adam on CPU) where the device supports it, else fastai's Adam."
     try:
         torch.optim.AdamW([torch.zeros(1, device=_dls_device(dls), requires_grad=True)], fused=True)
@@ -88,7 +92,8 @@ CKPT_PATTERN = re.compile(r'epoch_(\d+)\.pth$')
 
 
 # %% ../nbs/05_learner.ipynb #413613a4
-def list_checkpoints(config:TrainConfig) -> list[Path]:
+def list_checkpoints(config:TrainConfig, # the training config
+                    ) -> list[Path]:
     "Checkpoint files of `config`, oldest first."
     d = checkpoint_dir(config)
     found = [(int(m.group(1)), p) for p in d.glob('epoch_*.pth') if (m := CKPT_PATTERN.search(p.name))] if d.is_dir() else []
@@ -99,8 +104,13 @@ def _smooth_state(learn) -> list:
     sl = getattr(getattr(learn, 'recorder', None), 'smooth_loss', None)
     return [int(sl.count), float(sl.val)] if sl is not None else [0, 0.]
 
-def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:list, plan:dict|None=None,
-                    best:dict|None=None) -> Path:
+def save_checkpoint(learn:Learner, # the learner being trained
+                    config:TrainConfig, # its config (names the checkpoint folder)
+                    epochs_done:int, # epochs completed so far
+                    history:list, # per-epoch losses and metrics so far
+                    plan:dict|None=None, # a time budget's plan (`plan_budget`), or None
+                    best:dict|None=None, # the best-validation record so far (epoch, loss, weights)
+                   ) -> Path:
     "Write `epoch_<epochs_done>.pth` (weights, optimizer, position in the cycle, history, time plan, best weights) and drop older ones."
     old = list_checkpoints(config)
     path = checkpoint_dir(config)/f'epoch_{epochs_done}.pth'
@@ -115,13 +125,16 @@ def save_checkpoint(learn:Learner, config:TrainConfig, epochs_done:int, history:
         if p != path: p.unlink(missing_ok=True)
     return path
 
-def remove_checkpoints(config:TrainConfig):
+def remove_checkpoints(config:TrainConfig, # the training config
+                      ):
     "Delete `config`'s checkpoints and their folder."
     for p in list_checkpoints(config): p.unlink(missing_ok=True)
     d = checkpoint_dir(config)
     if d.is_dir() and not d.is_symlink(): shutil.rmtree(d, ignore_errors=True)  # with any temp files a killed save left
 
-def load_checkpoint(learn:Learner, path) -> dict:
+def load_checkpoint(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                    path, # a file or model path
+                   ) -> dict:
     "Load weights and optimizer state from a checkpoint into `learn`; return the checkpoint dict."
     ck = torch_load(path, _dls_device(learn.dls))
     try: learn.model.load_state_dict(ck['model'])
@@ -162,13 +175,19 @@ def is_distributed() -> bool:
     "True when launched by `accelerate launch`/`torchrun` with more than one process."
     return int(os.environ.get('WORLD_SIZE', '1')) > 1
 
-def distrib_context(learn:Learner):
+def distrib_context(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                   ):
     "`learn.distrib_ctx()` when distributed, otherwise a no-op context."
     if not is_distributed(): return contextlib.nullcontext(learn)
     from fastai.distributed import Learner as _  # noqa: F401 (patches Learner.distrib_ctx; needs `accelerate`)
     return learn.distrib_ctx()
 
-def fit_one_cycle_maybe_distributed(learn:Learner, epochs:int, lr:float, start_epoch:int=0, cbs=None) -> Learner:
+def fit_one_cycle_maybe_distributed(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                                    epochs:int, # length of the one-cycle schedule
+                                    lr:float, # peak learning rate
+                                    start_epoch:int=0, # epochs already done (resume)
+                                    cbs=None, # extra fastai callbacks
+                                   ) -> Learner:
     "Run `fit_one_cycle` (from `start_epoch`), inside `distrib_ctx` when launched on several GPUs."
     with distrib_context(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch, cbs=cbs)
     return learn
@@ -228,7 +247,10 @@ def plan_schedule(seconds:float, # time left for the epochs
     return {'epochs': epochs, 'steps_per_epoch': steps, 'total_steps': epochs * steps, 'n_tiles': steps * bs}
 
 # %% ../nbs/05_learner.ipynb #025dd3c6
-def plan_budget(learn:Learner, config:TrainConfig, start:float) -> dict:
+def plan_budget(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                config:TrainConfig, # the training config
+                start:float, # `time.perf_counter()` when the run started
+               ) -> dict:
     "Measure `learn`'s steps and plan `config.minutes` (counted from `start`, a `time.perf_counter()`) into epochs and steps."
     timing = time_steps(learn)
     left = config.minutes * 60 * BUDGET_MARGIN - (time.perf_counter() - start) - timing['checkpoint_s']  # the final save
@@ -277,7 +299,8 @@ class Deadline(Callback):
             raise CancelFitException()
 
 # %% ../nbs/05_learner.ipynb #b9bfa63d
-def config_dataloaders(config:TrainConfig):
+def config_dataloaders(config:TrainConfig, # the training config
+                      ):
     "`DataLoaders` for `config`: HR folder + crappifier, or LR/HR pairs."
     kw = dict(scale=config.scale, size=config.size, bs=config.bs, n_frames=config.n_frames, valid_pct=config.valid_pct,
               seed=config.seed, tiles_per_image=config.tiles_per_image, device=config.device,
@@ -285,6 +308,7 @@ def config_dataloaders(config:TrainConfig):
     if config.hr is not None: return hr_dataloaders(config.hr, config.get_crappifier(), **kw)
     kw.pop('pixel_size')  # only HR images are resampled (before crappifying)
     if config.lr_dir is not None: return pair_dataloaders(config.lr_dir, config.hr_dir, **kw)
+    kw.pop('n_frames')  # self-supervision takes one frame (checked by TrainConfig)
     if config.noisy is not None: return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **kw)
     raise PssrInputError('TrainConfig', 'no training data given',
                          'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --lr-dir DIR --hr-dir DIR) or noisy=FOLDER (--noisy DIR)')
@@ -345,7 +369,8 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     if plan: print(f"Trained {len(learn.pssr_history)} epochs in {(time.perf_counter() - t0) / 60:.1f} min (budget {config.minutes:g} min)")
     return learn
 
-def use_best_weights(learn:Learner) -> Learner:
+def use_best_weights(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                    ) -> Learner:
     "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one, or training was cut short)."
     best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
     if best and hist and (best['epoch'] != hist[-1]['epoch'] or getattr(learn, 'pssr_cut', False)):
@@ -353,7 +378,8 @@ def use_best_weights(learn:Learner) -> Learner:
         print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
     return learn
 
-def match_config(config:TrainConfig) -> TrainConfig:
+def match_config(config:TrainConfig, # the training config
+                ) -> TrainConfig:
     "`config` made for its real LR acquisition `config.match`: the crappifier's noise fitted to it, HR pixel size = its pixel size / scale."
     if not config.match: return config
     fitted = dataclasses.replace(fit_crappifier(config.match), scale=config.scale)
@@ -370,7 +396,8 @@ def _first_pixel_size(folder) -> float|None:
     except PssrInputError: return None
     return read_image(first)[1].pixel_size
 
-def fnsm_config(config:TrainConfig) -> TrainConfig:
+def fnsm_config(config:TrainConfig, # the training config
+               ) -> TrainConfig:
     "`config` with the FNSM's initial radius resolved: the OTF cut-off (`na`, `wavelength`, output pixel size) if known, else `DEFAULT_RADIUS`."
     if not config.fnsm or config.fnsm_radius is not None: return config
     radius, src = DEFAULT_RADIUS, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
@@ -383,14 +410,17 @@ def fnsm_config(config:TrainConfig) -> TrainConfig:
     print(f'FNSM: initial radius {radius:.3f} × Nyquist, {src}')
     return dataclasses.replace(config, fnsm_radius=round(float(radius), 6))
 
-def as_config(config) -> TrainConfig:
+def as_config(config, # the training config
+             ) -> TrainConfig:
     "Accept a `TrainConfig`, a dict, or a JSON path."
     if isinstance(config, TrainConfig): return config
     if isinstance(config, dict): return TrainConfig.from_dict(config)
     return TrainConfig.from_json(config)
 
 # %% ../nbs/05_learner.ipynb #f155ea32
-def init_from(model:PSSRNet, path) -> PSSRNet:
+def init_from(model:PSSRNet, # the network
+              path, # a file or model path
+             ) -> PSSRNet:
     "Load the weights of the saved model `path` into `model` (fine-tuning); a model of another scale/arch/frames/mode is a `PssrInputError`."
     init = load_model(path)[0]
     diff = [f'{a} {getattr(init, a, None)} (not {getattr(model, a, None)})' for a in ('scale', 'n_frames', 'mode', 'arch')

@@ -17,7 +17,8 @@ __all__ = ['plain', 'torch_save', 'torch_load', 'unwrap', 'cpu_state', 'library_
            'model_record', 'model_stem', 'save_model', 'model_from_record', 'read_record', 'load_model']
 
 # %% ../nbs/05b_model_io.ipynb #ca65a92e
-def plain(o):
+def plain(o, # a value to convert
+         ):
     "NumPy scalars and fastai `L`s -> Python builtins, so a file loads with `weights_only=True`."
     if isinstance(o, dict): return {k: plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)) or type(o).__name__ == 'L': return [plain(v) for v in o]
@@ -47,7 +48,8 @@ def torch_load(path:Path, # a file written by `torch_save`
 
 def unwrap(model): return getattr(model, 'module', model)  # DistributedDataParallel -> the model
 
-def cpu_state(model) -> dict:
+def cpu_state(model, # the network
+             ) -> dict:
     "A detached CPU copy of `model`'s state dict."
     return {k: v.detach().to('cpu', copy=True) for k, v in unwrap(model).state_dict().items()}
 
@@ -58,7 +60,8 @@ def library_versions() -> dict:
     return {'pssr': getattr(pssr, '__version__', None), 'torch': torch.__version__, 'fastai': fastai.__version__,
             'numpy': np.__version__, 'python': platform.python_version()}
 
-def describe_data(config:TrainConfig) -> dict:
+def describe_data(config:TrainConfig, # the training config
+                 ) -> dict:
     "What the model was trained on: folders, file names and a SHA-256 of (name, size) of each file."
     def _folder(d):
         try: files = list_images(d)
@@ -105,7 +108,8 @@ def model_record(model:PSSRNet, # the network (its `config` is the architecture)
         fnsm=_learned_fnsm(model), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
 
 # %% ../nbs/05b_model_io.ipynb #7b485f7b
-def model_stem(path) -> Path:
+def model_stem(path, # a file or model path
+              ) -> Path:
     "`models/x`, `models/x.pth`, `models/x.json` -> `models/x`."
     path = Path(path)
     return path.with_suffix('') if path.suffix in ('.pth', '.json') else path
@@ -155,4 +159,5 @@ def load_model(path, # `<name>.pth`, `<name>.json`, the stem `models/<name>`, or
         from pssr.bmz import load_bmz  # optional extra: bioimage.io packages
         return load_bmz(path, device)
     rec, stem = read_record(path), model_stem(path)
+    rec.source = str(path)
     return model_from_record(rec, torch_load(stem.with_suffix('.pth')), stem.with_suffix('.json'), stem.with_suffix('.pth')).to(device or 'cpu'), rec

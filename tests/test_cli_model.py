@@ -129,7 +129,7 @@ def test_demo_help_shows_dataclass_defaults():
     (['evaluate', '--hr', 'nowhere', '--crappifier', 'em', '-o', 'ev'], '--hr', '--hr-dir'),
     (['evaluate', '--hr-dir', 'nowhere', '--crappifier', 'em', '--outdir', 'ev'], '--outdir', '--out'),
     (['evaluate', '--hr-dir', 'nowhere', '--crappifier', 'em', '-o', 'ev', '--no-progress'], '--no-progress', '--quiet'),
-    (['predict', 'nowhere.pth', 'a.tif', '--outdir', 'out'], '--outdir', '--out'),
+    (['predict', 'nowhere.pth', 'nowhere.tif', '--outdir', 'out'], '--outdir', '--out'),
 ])
 def test_deprecated_spellings_warn_once(tmp_path, monkeypatch, argv, old, new):
     "Old spellings still work for one release, with one warning line naming the new one."

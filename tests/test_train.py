@@ -220,7 +220,7 @@ def test_cli_trains_and_reports(hr_dir, tmp_path):
     # --config loads a saved config (here the model's own .json); options on the command line override it
     code, out, err = run_cli('--config', tmp_path/'m'/'cli.json', '--name', 'cli2', '--epochs', 1)
     assert code == 0, err
-    assert json.loads((tmp_path/'m'/'cli2.json').read_text())['config']['size'] == SIZE
+    assert json.loads((tmp_path/'m'/'cli2.json').read_text())['model']['size'] == SIZE
 
 
 @pytest.mark.parametrize('args, msg', [(['--size', 65], 'size'), (['--crappifier', 'nope'], 'nope'),
