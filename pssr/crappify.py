@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
-from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, write_tiff, atomic_write, atomic_dir, check_not_constant,
+from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, read_stack, write_tiff, atomic_write, atomic_dir, check_not_constant,
                      check_output, cli_number, frame_window, list_images, normalize_percentile, percentile_range)
 
 # %% auto #0
@@ -472,7 +472,7 @@ def crappify_folder(hr_dir, out_dir, crappifier: Crappifier | str = 'em', tile: 
     pairs, rows = [], []
     with tqdm(total=len(files) * n_tiles, desc='crappify', disable=None if progress else True) as bar:  # None: no bar off a terminal
         for i, path in enumerate(files):
-            img, meta = read_image(path)
+            img, meta = read_stack(path)
             check_not_constant(img, path)  # `train` refuses it too: nothing to learn
             if _as_stack(img).shape[0] < n_frames:
                 warnings.warn(f'{path}: skipped, it has fewer than {n_frames} frames'); bar.update(n_tiles); continue

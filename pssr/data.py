@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.core import DataLoaders, TfmdDL, ItemTransform
 from fastai.data.transforms import IndexSplitter
-from .io import PssrInputError, read_image, write_tiff, list_images, normalize_percentile, PMIN, PMAX
+from .io import PssrInputError, read_image, read_stack, write_tiff, list_images, normalize_percentile, PMIN, PMAX
 from .io import check_image, check_ndim, check_not_constant, match_pairs
 from .crappify import foreground_threshold, get_crappifier, sample_tile_box
 from .io import dihedral, frame_window  # one definition each (also used by `pssr.predict`'s test-time augmentation)
@@ -57,12 +57,11 @@ def load_stack(item, name: str, pmin: float = PMIN, pmax: float = PMAX,
                pixel_size: float | None = None, # resample to this pixel size (µm) if the file records its own
               ) -> np.ndarray:
     "Read a file (or take an array) and return it percentile-normalised over the whole image as an `(N, Y, X)` float32 stack."
-    if isinstance(item, (str, Path)): data, meta = read_image(item)
+    if isinstance(item, (str, Path)): data, meta = read_stack(item)
     else:
         data, meta = np.asarray(item), name
         if data.dtype.kind not in 'biuf': raise PssrInputError(name, f'unsupported pixel type {data.dtype}', 'give a numeric array')
-        check_image(data, name)
-    check_ndim(data, meta, (2, 3))
+        check_ndim(check_image(data, name), name, (2, 3))
     check_not_constant(data, name)
     if pixel_size: data = resample_pixel_size(data, getattr(meta, 'pixel_size', None), pixel_size, name)
     data = normalize_percentile(data, pmin, pmax)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
-from .io import PssrInputError, read_plane, normalize_percentile, percentile_range
+from .io import PssrInputError, read_plane, normalize, normalize_percentile, percentile_range
 from .crappify import PhysicalCrappifier, check_crappify_input, check_scale, downsample
 
 # %% auto #0
@@ -101,7 +101,7 @@ def fit_noise(lr, hr=None, scale: int = 1, block: int = 16, n_bins: int = 16) ->
     scale = check_scale(scale)
     lo, hi = percentile_range(raw)
     if hi <= lo: raise PssrInputError(name, 'the image is constant', 'Give a real acquisition with signal')
-    y = (raw - lo) / (hi - lo)
+    y = normalize(raw, lo, hi, eps=0).astype(np.float64)
     if hr is None:
         means, variances, clipped = block_mean_var(y, block)
         fit = _fit_relaxing(means, variances, n_bins, 'median', (max(block // 2, 2)) ** 2 - 1, clipped, 0.1)
