@@ -9,16 +9,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
-from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, write_tiff, atomic_write, atomic_dir, check_not_constant,
-                     check_output, cli_number, list_images, normalize_percentile, percentile_range)
+from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, read_stack, write_tiff, atomic_write, atomic_dir, check_not_constant,
+                     check_output, cli_number, frame_window, list_images, normalize_percentile, percentile_range)
 
 # %% auto #0
 __all__ = ['DOWNSAMPLE_METHODS', 'ALIGNMENTS', 'BINNINGS', 'CRAPPIFIER_NAMES', 'FG_FRACTION', 'MAX_TRIES', 'as_rng',
-           'check_scale', 'check_nonneg', 'check_image', 'draw', 'gaussian', 'check_method', 'downsample',
+           'check_scale', 'check_nonneg', 'check_crappify_input', 'draw', 'gaussian', 'check_method', 'downsample',
            'localvar_noise', 'impulse_noise', 'Crappifier', 'map_frames', 'EMCrappifier', 'FluoCrappifier',
            'crappify_em', 'crappify_fluo', 'Poisson', 'AdditiveGaussian', 'SaltPepper', 'Blur', 'Downsample', 'Compose',
-           'PhysicalCrappifier', 'get_crappifier', 'clipped_mask', 'block_mean_var', 'binned_line', 'fit_noise',
-           'fit_crappifier', 'noise_residuals', 'noise_distance', 'foreground_fraction', 'sample_tile_box',
+           'PhysicalCrappifier', 'get_crappifier', 'foreground_fraction', 'sample_tile_box', 'foreground_threshold',
            'crappify_image_tiles', 'crappify_folder', 'run_crappify', 'run_fit', 'add_cli']
 
 # %% ../nbs/01_crappify.ipynb #e6bd3730
@@ -41,7 +40,7 @@ def check_nonneg(name: str, value, positive=False):
                              f'Give a {"positive" if positive else "non-negative"} {name}')
     return value
 
-def check_image(x, scale: int = 1, name: str = 'image') -> np.ndarray:
+def check_crappify_input(x, scale: int = 1, name: str = 'image') -> np.ndarray:
     "`x` as a float64 `(Y, X)` image or `(N, Y, X)` stack at least `scale` pixels wide, else a PssrInputError."
     x = np.asarray(x)
     if x.ndim not in (2, 3) or not np.issubdtype(x.dtype, np.number):
@@ -117,7 +116,7 @@ class Crappifier:
 
     def __call__(self, x: np.ndarray, rng: None | int | np.random.Generator = None) -> np.ndarray:
         "Crappify a 2D image or each frame of a stack (independent noise per frame); float32 out."
-        x, rng = check_image(x, self.scale), as_rng(rng)
+        x, rng = check_crappify_input(x, self.scale), as_rng(rng)
         strengths = self.sample(rng)
         return map_frames(lambda f: self._apply(f, rng, **strengths), x)
 
@@ -370,7 +369,7 @@ class PhysicalCrappifier(Crappifier):
 
     def adu(self, x: np.ndarray, rng: None | int | np.random.Generator = None) -> np.ndarray:
         "Detector counts (ADU) for the normalised HR image `x` (2D or stack)."
-        x, rng = check_image(x, self.scale), as_rng(rng)
+        x, rng = check_crappify_input(x, self.scale), as_rng(rng)
         photons = self.sample(rng)['photons']
         return map_frames(lambda f: self._adu(f, rng, photons), x)
 
@@ -392,150 +391,15 @@ def get_crappifier(name_or_path: str | Path | dict | Crappifier, scale: int = 4)
         return Crappifier.load(name)
     raise PssrInputError(name, 'unknown crappifier', f'Use one of {", ".join(CRAPPIFIER_NAMES)} or a .json file written by Crappifier.save')
 
-# %% ../nbs/01_crappify.ipynb #a09d211c
-def _blocks(a: np.ndarray, b: int) -> np.ndarray:
-    "Non-overlapping `b x b` blocks of a 2D array as rows."
-    h, w = a.shape[0] // b, a.shape[1] // b
-    return a[:h * b, :w * b].reshape(h, b, w, b).transpose(0, 2, 1, 3).reshape(h * w, b * b)
+# %% ../nbs/01_crappify.ipynb #20b8d30b
+_NOISEFIT = ('clipped_mask', 'block_mean_var', 'binned_line', 'fit_noise', 'fit_crappifier', 'noise_residuals', 'noise_distance')
 
-def clipped_mask(y: np.ndarray) -> np.ndarray:
-    "Pixels at the image minimum / maximum when that value is piled up (saturated or clipped at zero)."
-    vals, counts = np.unique(y, return_counts=True)
-    mask = np.zeros(y.shape, bool)
-    if len(vals) < 3: return mask | True
-    if counts[0] > 2 * counts[1] + 10: mask |= y <= vals[0]
-    if counts[-1] > 2 * counts[-2] + 10: mask |= y >= vals[-1]
-    return mask
-
-def block_mean_var(y: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Local means, noise variances (2x2 diagonal differences) and 'contains clipped pixels' flags of `block x block` blocks."
-    y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
-    c00, c01, c10, c11 = y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2]
-    d, m = (c00 - c01 - c10 + c11) / 2, (c00 + c01 + c10 + c11) / 4
-    clipped = clipped_mask(y)
-    clipped = clipped[0::2, 0::2] | clipped[0::2, 1::2] | clipped[1::2, 0::2] | clipped[1::2, 1::2]
-    b = max(block // 2, 2)
-    return _blocks(m, b).mean(1), _blocks(d, b).var(1, ddof=1), _blocks(clipped, b).any(1)
-
-def binned_line(means: np.ndarray, variances: np.ndarray, n_bins: int = 16, stat: str = 'median', dof: int | None = None,
-                clipped: np.ndarray | None = None, max_clipped: float = 0.0) -> dict:
-    "Robust `var = a * mean + b`: per equal-width bin of `means`, the median (or clipped) variance; weighted line through the bins."
-    too_few = lambda n: PssrInputError('image', f'too few usable regions ({n}) to measure the noise',
-                                       'Use a larger image with some flat, unsaturated areas, or give the high-SNR partner (hr=)')
-    if len(means) < 4 * n_bins: raise too_few(len(means))
-    if clipped is not None:  # intensity levels where clipping truncates the noise are left out, then the clipped entries
-        means, variances, clipped = means.ravel(), variances.ravel(), clipped.ravel()
-        edges = np.linspace(*np.percentile(means, [1, 99]), n_bins + 1)
-        which = np.clip(np.digitize(means, edges) - 1, 0, n_bins - 1)
-        frac = np.bincount(which, clipped, n_bins) / np.maximum(np.bincount(which, minlength=n_bins), 1)
-        ok = (frac[which] <= max_clipped) & ~clipped
-        means, variances = means[ok], variances[ok]
-    if len(means) < 4 * n_bins: raise too_few(len(means))
-    edges = np.linspace(*np.percentile(means, [1, 99]), n_bins + 1)
-    which = np.clip(np.digitize(means, edges) - 1, 0, n_bins - 1)
-    min_count = max(8, len(means) // (20 * n_bins))
-    bm, bv, bn = [], [], []
-    for k in range(n_bins):
-        v = variances[which == k]
-        if len(v) < min_count: continue
-        bm.append(np.median(means[which == k])); bn.append(len(v))
-        if stat == 'median':  # median of sample variances with `dof` degrees of freedom -> their mean
-            bv.append(np.median(v) / (1 - 2 / (9 * dof)) ** 3)
-        else:                 # variance of residuals, outliers beyond 5 robust sigma (MAD) removed
-            r = v - np.median(v)
-            s = 1.4826 * np.median(np.abs(r))
-            bv.append(r[np.abs(r) <= 5 * s].var() if s > 0 else r.var())
-    bm, bv, bn = map(np.array, (bm, bv, bn))
-    if len(bm) < 3: raise PssrInputError('image', 'too narrow a range of intensities to measure how the noise grows with the signal',
-                                         'Use an image with dark and bright regions, or give the high-SNR partner (hr=)')
-    keep = np.ones(len(bm), bool)
-    for _ in range(2):  # weighted least squares (var of a variance estimate ~ v**2 / n), then drop outlying bins
-        w = bn[keep] / np.maximum(bv[keep], 1e-30) ** 2
-        a, b = np.polyfit(bm[keep], bv[keep], 1, w=np.sqrt(w))
-        r = (bv - (a * bm + b)) * np.sqrt(bn) / np.maximum(np.abs(a * bm + b), 1e-30)
-        keep = np.abs(r) <= 3 * max(1.4826 * np.median(np.abs(r[keep])), 1e-12)
-        if keep.sum() < 3: keep[:] = True; break
-    return dict(a=float(a), b=float(b), bin_means=bm, bin_vars=bv, bin_counts=bn, used=keep)
-
-# %% ../nbs/01_crappify.ipynb #f477533f
-def _as_raw(img, name: str) -> tuple[np.ndarray, str, str]:
-    "An image given as an array or a path: (float64 array, original dtype, name for messages)."
-    if isinstance(img, (str, Path)):
-        arr, meta = read_image(img)
-        name, dtype = str(img), meta.dtype
-    else:
-        arr = np.asarray(img); dtype = str(arr.dtype)
-    arr = np.squeeze(arr)
-    check_image(arr, 2, name)
-    if arr.ndim != 2: raise PssrInputError(name, f'expected one 2D image, got shape {arr.shape}', 'Pass a single frame, e.g. read_image(path, t=0)')
-    return arr.astype(np.float64), dtype, name
-
-def _fit_relaxing(means, variances, n_bins, stat, dof, clipped, max_clipped):
-    "`binned_line`, accepting more clipped bins (0.05, then all) when a mostly-clipped image leaves too few."
-    for mc in (max_clipped, 0.05, 1.0):
-        try: return binned_line(means, variances, n_bins, stat, dof, clipped, mc)
-        except PssrInputError:
-            if mc == 1.0: raise
-
-def fit_noise(lr, hr=None, scale: int = 1, block: int = 16, n_bins: int = 16) -> dict:
-    "Fit `var = a * mean + b` on the percentile-normalised `lr` (alone, or against its registered high-SNR partner `hr`)."
-    raw, dtype, name = _as_raw(lr, 'lr')
-    scale = check_scale(scale)
-    lo, hi = percentile_range(raw)
-    if hi <= lo: raise PssrInputError(name, 'the image is constant', 'Give a real acquisition with signal')
-    y = (raw - lo) / (hi - lo)
-    if hr is None:
-        means, variances, clipped = block_mean_var(y, block)
-        fit = _fit_relaxing(means, variances, n_bins, 'median', (max(block // 2, 2)) ** 2 - 1, clipped, 0.1)
-    else:
-        h = downsample(normalize_percentile(_as_raw(hr, 'hr')[0]).astype(np.float64), scale, 'area')
-        if h.shape != y.shape and not all(abs(a - b) <= 1 for a, b in zip(h.shape, y.shape)):
-            raise PssrInputError(name, f'LR shape {y.shape} does not match HR shape / scale {h.shape}', 'Give a registered pair and the right scale')
-        sy, sx = min(h.shape[0], y.shape[0]), min(h.shape[1], y.shape[1])
-        h, y = h[:sy, :sx], y[:sy, :sx]
-        clipped = clipped_mask(y)
-        alpha, beta = np.polyfit(h[~clipped], y[~clipped], 1)
-        mu = alpha * h + beta
-        fit = _fit_relaxing(mu, y - mu, n_bins, 'clipped', None, clipped, 0.002)
-    return dict(fit, lo=lo, hi=hi, dtype=dtype, name=name)
-
-def fit_crappifier(lr, hr=None, scale: int = 1, offset: float | None = None, **kwargs) -> PhysicalCrappifier:
-    "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path); see the convention above."
-    f = fit_noise(lr, hr, scale, **kwargs)
-    a, b, lo, hi = f['a'], f['b'], f['lo'], f['hi']
-    if a <= 0:
-        raise PssrInputError(f['name'], f'no signal-dependent (shot) noise found (slope {a:.3g})',
-                             'Use an image with a range of intensities, or its high-SNR partner (hr=)')
-    D = hi - lo
-    gain = a * D
-    if offset is None: offset = lo if b >= 0 else lo - b * D ** 2 / gain  # b < 0: no read noise, zero signal above lo
-    offset = float(offset)
-    read2 = (b * D ** 2 - gain * (lo - offset)) / gain ** 2
-    bits = {'uint8': 8, 'int8': 8, 'uint16': 16, 'int16': 16}.get(f['dtype'])
-    photons = (hi - offset) / gain
-    if photons <= 0: raise PssrInputError(f['name'], f'offset {offset} is above the bright level {hi:.4g}', 'Check the camera offset you passed')
-    return PhysicalCrappifier(scale=scale, psf_sigma=0.0, binning='area', photons=float(photons),
-                              read_noise=float(np.sqrt(max(read2, 0.0))), gain=float(gain), offset=float(offset), bits=bits)
-
-# %% ../nbs/01_crappify.ipynb #451add1b
-def noise_residuals(lr: np.ndarray, hr: np.ndarray, scale: int = 1) -> np.ndarray:
-    "Noise of `lr`: its normalised intensities minus the affine least-squares fit of its registered partner `hr` (downsampled by `scale`)."
-    y = normalize_percentile(np.asarray(lr, np.float64)).astype(np.float64)
-    h = downsample(normalize_percentile(np.asarray(hr, np.float64)).astype(np.float64), check_scale(scale), 'area')
-    sy, sx = min(h.shape[0], y.shape[0]), min(h.shape[1], y.shape[1])
-    y, h = y[:sy, :sx], h[:sy, :sx]
-    alpha, beta = np.polyfit(h.ravel(), y.ravel(), 1)
-    return y - (alpha * h + beta)
-
-def noise_distance(r1: np.ndarray, r2: np.ndarray, bins: int = 100, max_samples: int = 500_000, seed: int = 0) -> dict:
-    "Wasserstein distance and histogram L1 distance between two residual distributions."
-    from scipy.stats import wasserstein_distance
-    rng = np.random.default_rng(seed)
-    r1, r2 = [r.ravel() if r.size <= max_samples else rng.choice(r.ravel(), max_samples, replace=False) for r in (r1, r2)]
-    lo, hi = np.percentile(np.concatenate([r1, r2]), [0.5, 99.5])
-    edges = np.linspace(lo, hi, bins + 1)
-    h1, h2 = [np.histogram(np.clip(r, lo, hi), edges)[0] / r.size for r in (r1, r2)]
-    return dict(wasserstein=float(wasserstein_distance(r1, r2)), hist_l1=float(np.abs(h1 - h2).sum()))
+def __getattr__(name):
+    "The noise-fitting names moved to `pssr.noisefit` stay importable from here (`from pssr.crappify import fit_crappifier`)."
+    if name in _NOISEFIT:
+        from pssr import noisefit
+        return getattr(noisefit, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 # %% ../nbs/01_crappify.ipynb #67d02682
 FG_FRACTION, MAX_TRIES = 0.3, 20
@@ -566,9 +430,13 @@ def _as_stack(img: np.ndarray) -> np.ndarray:
     "A 2D image as a 1-frame stack; stacks with more than 3 dimensions refused."
     return img[None] if img.ndim == 2 else img
 
-def _otsu(x: np.ndarray) -> float:
+def foreground_threshold(x: np.ndarray # image or stack (..., Y, X), normalised
+                        ) -> float:
+    "Otsu threshold of `x` (subsampled to ~1 Mpx): the foreground/background split used to reject empty crops."
     from skimage.filters import threshold_otsu
-    return float(threshold_otsu(x)) if np.ptp(x) > 0 else float(x.max())
+    step = max(1, int(np.sqrt(x.size / 2 ** 20)))
+    sub = x[..., ::step, ::step]
+    return float(threshold_otsu(sub)) if np.ptp(sub) > 0 else float(sub.max())
 
 def crappify_image_tiles(img: np.ndarray, crappifier: Crappifier, tile: int, n_tiles: int,
                          rng: np.random.Generator, n_frames: int = 1, name: str = 'image'):
@@ -583,9 +451,9 @@ def crappify_image_tiles(img: np.ndarray, crappifier: Crappifier, tile: int, n_t
     thresholds = {}
     for _ in range(n_tiles):
         t = int(rng.integers(half, stack.shape[0] - (n_frames - 1 - half)))
-        if t not in thresholds: thresholds[t] = _otsu(stack[t])
+        if t not in thresholds: thresholds[t] = foreground_threshold(stack[t])
         y0, x0 = sample_tile_box(stack[t], tile, rng, thresholds[t])
-        window = stack[t - half:t - half + n_frames, y0:y0 + tile, x0:x0 + tile]
+        window = stack[frame_window(t, len(stack), n_frames), y0:y0 + tile, x0:x0 + tile]
         hr = window[half]
         lr = crappifier(window if n_frames > 1 else hr, rng)
         yield hr.astype(np.float32), lr, dict(frame=t, y=y0, x=x0)
@@ -604,7 +472,7 @@ def crappify_folder(hr_dir, out_dir, crappifier: Crappifier | str = 'em', tile: 
     pairs, rows = [], []
     with tqdm(total=len(files) * n_tiles, desc='crappify', disable=None if progress else True) as bar:  # None: no bar off a terminal
         for i, path in enumerate(files):
-            img, meta = read_image(path)
+            img, meta = read_stack(path)
             check_not_constant(img, path)  # `train` refuses it too: nothing to learn
             if _as_stack(img).shape[0] < n_frames:
                 warnings.warn(f'{path}: skipped, it has fewer than {n_frames} frames'); bar.update(n_tiles); continue
@@ -647,6 +515,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if not str(args.output).lower().endswith('.json'):
         raise PssrInputError(args.output, '-o/--output must be a .json file name', 'e.g. -o crappifier.json')
     check_output(args.output, [p for p in (args.lr, args.hr) if p], args.overwrite, option='-o/--output')
+    from pssr.noisefit import fit_crappifier
     c = fit_crappifier(args.lr, hr=args.hr, scale=args.scale, offset=args.offset)
     c.save(args.output)
     print(f'{args.output}: photons={c.photons:.4g} read_noise={c.read_noise:.3g} e- gain={c.gain:.4g} ADU/e- offset={c.offset:.4g}')

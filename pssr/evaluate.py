@@ -20,17 +20,18 @@ from tqdm.auto import tqdm
 
 from .config import ModelRecord, read_json, add_common, deprecated_alias, require
 from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
-                     list_images, normalize_percentile, percentile_range, read_image, write_tiff)
+                     list_images, match_pairs, normalize, normalize_percentile, percentile_range, read_image, read_plane, write_tiff)
+from .crappify import ALIGNMENTS  # pixel alignments of bilinear resampling, shared with the crappifiers
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'ALIGNMENTS', 'TRUST_SIGMA',
-           'TRUST_THRESHOLD', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair', 'nrmse',
+__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'TRUST_SIGMA', 'TRUST_THRESHOLD',
+           'METHOD_LABELS', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair', 'nrmse',
            'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
            'baseline_upscale', 'alignment_of', 'clean_degradation', 'model_degradation', 'consistency', 'trust',
            'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics', 'evaluate_image',
-           'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'match_pairs',
-           'pair_scale', 'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
-           'run_evaluate_cli', 'add_cli']
+           'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations', 'plot_evaluation',
+           'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale', 'evaluate_pairs',
+           'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file', 'run_evaluate_cli', 'add_cli']
 
 # %% ../nbs/07_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +174,6 @@ def frc_resolution(freq, corr, threshold: float = FRC_THRESHOLD, pixel_size: flo
 # %% ../nbs/07_evaluate.ipynb #ac58b66e
 UPSCALE_ORDERS = {'nearest': 0, 'bilinear': 1, 'bicubic': 3}
 BASELINES = tuple(UPSCALE_ORDERS)
-ALIGNMENTS = ('centers', 'corners')
 
 def baseline_upscale(lr, scale: int, method: str = 'bicubic', align: str = 'centers') -> np.ndarray:
     "Upscale the last two axes of `lr` by integer `scale` ('nearest', 'bilinear', 'bicubic'); float32."
@@ -350,18 +350,64 @@ def evaluate_image(lr, gt, scale: int, predict: Callable | None = None, pixel_si
 def _show(ax, img, title, **kw):
     ax.imshow(img, cmap=kw.pop('cmap', 'gray'), **kw); ax.set_title(title, fontsize=9); ax.axis('off')
 
+METHOD_LABELS = {'model': 'PSSR'}  # display names of methods in figures
+
+def comparison_panels(ev: ImageEvaluation, # an evaluation (`evaluate_image`, or several models: `merge_evaluations`)
+                      methods=('bilinear', 'model'), # outputs shown between the LR input and the ground truth
+                      labels: dict | None = None, # display names of the methods; default `METHOD_LABELS`
+                      pmin=PMIN, pmax=PMAX) -> list[tuple[np.ndarray, str]]:
+    "`(image, title)` for LR | methods | ground truth on the ground truth's normalised scale (outputs affinely fitted, as scored)."
+    labels, stats = {**METHOD_LABELS, **(labels or {})}, ev.table.set_index('method')
+    gt_n = np.asarray(normalize_percentile(ev.gt, pmin, pmax))
+    panels = [(normalize_percentile(ev.lr, pmin, pmax), f'{ev.name}: LR input')]
+    for m in methods:
+        panels.append((fit_affine(gt_n, ev.outputs[m]).astype(np.float32),
+                       f'{labels.get(m, m)}\n{stats.psnr[m]:.2f} dB, SSIM {stats.ssim[m]:.3f}'))
+    return panels + [(gt_n, 'ground truth')]
+
+def draw_comparison(axs, # one row of `len(methods) + 2` axes
+                    ev: ImageEvaluation, methods=('bilinear', 'model'), labels: dict | None = None,
+                    window: tuple | None = None, # `(y, x, side)` zoom window in HR px; None: the whole image
+                    cmap: str = 'gray', pmin=PMIN, pmax=PMAX):
+    "Draw `comparison_panels(ev, ...)` into `axs`, zoomed to `window` (the LR panel on its own grid)."
+    s = ev.gt.shape[-1] // ev.lr.shape[-1]
+    for k, (ax, (im, title)) in enumerate(zip(axs, comparison_panels(ev, methods, labels, pmin, pmax))):
+        if window is not None:
+            y, x, side = (v // (s if k == 0 else 1) for v in window)
+            im = im[y:y + side, x:x + side]
+        _show(ax, im, title, vmin=0, vmax=1, cmap=cmap, interpolation='nearest')
+
+def plot_comparison(evs, # an `ImageEvaluation` or a list of them: one row each
+                    methods=('bilinear', 'model'), labels: dict | None = None, window: tuple | None = None,
+                    cmap: str = 'gray', title: str | None = None, panel: float = 3.0 # panel side (inches)
+                   ) -> Figure:
+    "The comparison figure: LR | bilinear | PSSR | ground truth (or other `methods`), one row per evaluation."
+    evs = [evs] if isinstance(evs, ImageEvaluation) else list(evs)
+    fig = Figure(figsize=(panel * (len(methods) + 2), (panel + 0.4) * len(evs)))
+    for row, ev in zip(fig.subplots(len(evs), len(methods) + 2, squeeze=False), evs):
+        draw_comparison(row, ev, methods, labels, window, cmap)
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+def merge_evaluations(evs: dict # label -> `ImageEvaluation` of the same LR/ground truth restored by different models
+                     ) -> ImageEvaluation:
+    "One `ImageEvaluation` holding each model's output, scores and FRC curve under its label (baselines from the first)."
+    first = next(iter(evs.values()))
+    keep = lambda d: {m: v for m, v in d.items() if m != 'model'}
+    table = pd.concat([first.table[first.table.method != 'model'],
+                       *(e.table[e.table.method == 'model'].assign(method=k) for k, e in evs.items())], ignore_index=True)
+    return ImageEvaluation(first.name, first.lr, first.gt, keep(first.outputs) | {k: e.outputs['model'] for k, e in evs.items()},
+                           table, keep(first.curves) | {k: e.curves['model'] for k, e in evs.items() if 'model' in e.curves},
+                           first.pixel_size)
+
 def plot_evaluation(ev: ImageEvaluation, pmin=PMIN, pmax=PMAX) -> Figure:
     "Figure: LR | bilinear | model | ground truth, error maps of bilinear and model, FRC curves."
     best = 'model' if 'model' in ev.outputs else 'bicubic'
-    gt_n = np.asarray(normalize_percentile(ev.gt, pmin, pmax))
     stats = ev.table.set_index('method')
-    label = lambda m: f"{m}\nPSNR {stats.psnr[m]:.1f} dB, SSIM {stats.ssim[m]:.3f}"
     fig = Figure(figsize=(14, 7))  # fixed layout: constrained layout triples the drawing time
     gs = fig.add_gridspec(2, 4, left=0.02, right=0.98, bottom=0.08, top=0.9, wspace=0.3, hspace=0.25)
-    _show(fig.add_subplot(gs[0, 0]), normalize_percentile(ev.lr, pmin, pmax), f'low resolution {ev.lr.shape}', vmin=0, vmax=1)
-    for j, m in ((1, 'bilinear'), (2, best)):
-        _show(fig.add_subplot(gs[0, j]), fit_affine(gt_n, ev.outputs[m]), label(m), vmin=0, vmax=1)
-    _show(fig.add_subplot(gs[0, 3]), gt_n, f'ground truth {ev.gt.shape}', vmin=0, vmax=1)
+    draw_comparison([fig.add_subplot(gs[0, j]) for j in range(4)], ev, ('bilinear', best), {'model': 'model'}, pmin=pmin, pmax=pmax)
     errs = {m: error_map(ev.gt, ev.outputs[m], pmin, pmax) for m in ('bilinear', best)}
     vmax = max(float(np.percentile(e, 99.5)) for e in errs.values()) or 1.0
     for j, (m, e) in enumerate(errs.items()):
@@ -417,21 +463,6 @@ def format_summary(summary: pd.DataFrame) -> str:
     return '\n'.join('  '.join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + rows)
 
 # %% ../nbs/07_evaluate.ipynb #016e645e
-def match_pairs(lr, hr) -> list[tuple[Path, Path]]:
-    "Pair LR and HR images: two folders matched by file stem, or two equally long lists in order."
-    if isinstance(lr, (str, Path)) and isinstance(hr, (str, Path)):
-        lrs, hrs = [{p.stem: p for p in check_unique_stems(list_images(d))} for d in (lr, hr)]
-        for stem in sorted(set(lrs) ^ set(hrs)):
-            have, missing = ('LR', hr) if stem in lrs else ('HR', lr)
-            raise PssrInputError(str(lrs.get(stem) or hrs.get(stem)), f'{have} image has no partner in {missing}',
-                                 'Give LR and HR images the same file names (extension may differ)')
-        return [(lrs[s], hrs[s]) for s in sorted(lrs)]
-    lr, hr = [Path(p) for p in lr], [Path(p) for p in hr]
-    if len(lr) != len(hr) or not lr:
-        raise PssrInputError(f'{len(lr)} LR / {len(hr)} HR paths', 'need the same, non-zero number of LR and HR images',
-                             'Pass matching lists or two folders')
-    return list(zip(lr, hr))
-
 def pair_scale(lr_shape: tuple, hr_shape: tuple, name: str, expected: int | None = None) -> int:
     "The integer scale between an LR and an HR shape (HR may exceed scale*LR by less than one LR pixel)."
     s = hr_shape[0] // lr_shape[0] if lr_shape[0] else 0
@@ -444,38 +475,32 @@ def pair_scale(lr_shape: tuple, hr_shape: tuple, name: str, expected: int | None
                              'Use a model trained for this scale')
     return s
 
-def _read_plane(path: Path) -> tuple[np.ndarray, float | None]:
-    img, meta = read_image(path)
-    if img.ndim != 2:
-        raise PssrInputError(str(path), f'is a stack of shape {img.shape} (axes {meta.axes})',
-                             'Evaluate 2D images (export single planes)')
-    return img, meta.pixel_size
-
 def _real_items(pairs, scale) -> Iterator[tuple]:
     "(name, lr, gt, scale, pixel size) for each real LR/HR pair."
     for lr_path, hr_path in pairs:
-        (lr, _), (hr, px) = _read_plane(lr_path), _read_plane(hr_path)
+        (lr, _), (hr, meta) = read_plane(lr_path), read_plane(hr_path)
         s = pair_scale(lr.shape, hr.shape, str(hr_path), scale)
-        yield hr_path.stem, lr, hr[:lr.shape[0] * s, :lr.shape[1] * s], s, px
+        yield hr_path.stem, lr, hr[:lr.shape[0] * s, :lr.shape[1] * s], s, meta.pixel_size
 
 def _synthetic_items(hr_paths, crappifier, seed) -> Iterator[tuple]:
     "(name, lr, gt, scale, pixel size) with the LR made by crappifying each normalised HR image."
     rng, s = np.random.default_rng(seed), crappifier.scale
     for path in hr_paths:
-        hr, px = _read_plane(path)
+        hr, meta = read_plane(path)
         if min(hr.shape) < 16 * s:
             raise PssrInputError(str(path), f'image {hr.shape} is too small for {s}x evaluation', 'Use larger images')
         gt = normalize_percentile(hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]).astype(np.float32)
-        yield path.stem, np.asarray(crappifier(gt, rng), np.float32), gt, s, px
+        yield path.stem, np.asarray(crappifier(gt, rng), np.float32), gt, s, meta.pixel_size
 
 def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progress, pmin, pmax, align, figures=True,
-                    degrade=None) -> pd.DataFrame:
+                    degrade=None, evaluations: list | None = None) -> pd.DataFrame:
     "Evaluate, save and summarise every item; the shared loop of `evaluate_pairs` and `evaluate_synthetic`."
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     tables = []
     for name, lr, gt, scale, px in tqdm(items, total=n, desc='evaluate', disable=not progress):
         ev = evaluate_image(lr, gt, scale, predict, pixel_size or px, name, pmin, pmax, align, degrade)
         save_evaluation(ev, outdir, figures)
+        if evaluations is not None: evaluations.append(ev)
         model = ev.table[ev.table.method == 'model']
         warn = trust_warning(model.iloc[0].to_dict(), name) if len(model) else None
         if warn: tqdm.write(warn)
@@ -497,7 +522,9 @@ def evaluate_pairs(model, lr_paths, hr_paths, outdir, pixel_size: float | None =
 
 def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel_size: float | None = None,
                        progress: bool = True, scale: int | None = None, pmin=PMIN, pmax=PMAX,
-                       align: str | None = None, figures: bool = True) -> pd.DataFrame:
+                       align: str | None = None, figures: bool = True,
+                       evaluations: list | None = None # a list to receive each image's `ImageEvaluation` (for figures)
+                      ) -> pd.DataFrame:
     "Evaluate `model` on LR made by `crappifier` (object or name) from the HR images; write CSVs and PNGs."
     hr_paths = list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else [Path(p) for p in hr_paths]
     if not hr_paths: raise PssrInputError('hr_paths', 'no images given', 'Pass a folder or a list of HR images')
@@ -511,7 +538,7 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
     items = _synthetic_items(hr_paths, crappifier, seed)
     align = align or alignment_of(crappifier)  # None: the crappifier's own convention
     return _evaluate_items(items, len(hr_paths), predict, outdir, pixel_size, progress, pmin, pmax, align, figures,
-                           clean_degradation(crappifier))  # the data's own degradation, without its noise
+                           clean_degradation(crappifier), evaluations)  # the data's own degradation, without its noise
 
 # %% ../nbs/07_evaluate.ipynb #855d4cb3
 def trust_path(src, outdir) -> Path:

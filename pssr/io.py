@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'shared_data_dir', 'PssrInputError', 'atomic_write',
-           'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number', 'ImageMeta', 'check_image',
-           'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'open_tiff_lazy', 'list_images',
-           'check_unique_stems', 'percentile_range', 'normalize_percentile', 'denormalize']
+__all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES', 'shared_data_dir',
+           'PssrInputError', 'atomic_write', 'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number',
+           'ImageMeta', 'check_image', 'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'open_tiff_lazy',
+           'read_plane', 'read_stack', 'list_images', 'check_unique_stems', 'match_pairs', 'percentile_range',
+           'normalize', 'normalize_percentile', 'denormalize', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype',
+           'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks', 'iter_blocks', 'write_ome_zarr',
+           'read_ome_zarr', 'write_pyramid', 'tiff_tiles', 'write_tiled_tiff', 'dihedral', 'undo_dihedral',
+           'reflect_index', 'frame_window', 'frame_windows']
 
 # %% ../nbs/00_io.ipynb #7fe30250
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -556,6 +560,21 @@ def open_tiff_lazy(path) -> tuple | None:
     if arr.shape != tuple(series.shape): return None
     return arr, ImageMeta(axes, pixel_size, dtype.name, str(path), tuple(arr.shape))
 
+# %% ../nbs/00_io.ipynb #c6638acb
+def read_plane(path, # image file
+               channel: int | str | None = None, z: int | None = None, t: int | None = None, # planes to select (as `read_image`)
+              ) -> tuple[np.ndarray, ImageMeta]:
+    "`read_image` that must give one 2D (Y, X) plane, else `PssrInputError` saying how to select one."
+    data, meta = read_image(path, channel, z, t)
+    return check_ndim(data, meta, 2), meta
+
+def read_stack(path, # image file
+               channel: int | str | None = None, z: int | None = None, t: int | None = None, # planes to select (as `read_image`)
+              ) -> tuple[np.ndarray, ImageMeta]:
+    "`read_image` that must give a 2D image or one (N, Y, X) stack, else `PssrInputError` saying how to select one."
+    data, meta = read_image(path, channel, z, t)
+    return check_ndim(data, meta, (2, 3)), meta
+
 # %% ../nbs/00_io.ipynb #c84e93a9
 def _natural_key(path: Path):
     "Sort key that orders embedded numbers numerically ('2' before '10')."
@@ -593,6 +612,25 @@ def check_unique_stems(paths, what: str = 'image') -> list[Path]:
         seen[stem] = p
     return [Path(p) for p in paths]
 
+# %% ../nbs/00_io.ipynb #9814af4a
+def match_pairs(lr, # folder of low-resolution images, or a list of paths
+                hr, # folder of high-resolution images with the same file names, or a list of paths in the same order
+               ) -> list[tuple[Path, Path]]:
+    "`(lr_path, hr_path)` pairs: two folders matched by file stem (sorted), or two equally long lists in order."
+    if isinstance(lr, (str, Path)) and isinstance(hr, (str, Path)):
+        lrs, hrs = ({p.stem: p for p in check_unique_stems(list_images(f))} for f in (lr, hr))
+        only = [(f, sorted(set(a) - set(b))) for f, a, b in ((lr, lrs, hrs), (hr, hrs, lrs))]
+        if any(ns for _, ns in only):
+            listing = '; '.join(f'only in {f}: {", ".join(ns[:10])}{" ..." if len(ns) > 10 else ""}' for f, ns in only if ns)
+            raise PssrInputError(lr, f'{sum(len(ns) for _, ns in only)} image(s) without a partner ({listing}), they have no partner',
+                                 'LR and HR images are matched by file name (the extension may differ): rename or remove them')
+        return [(lrs[s], hrs[s]) for s in sorted(lrs)]
+    lr, hr = [Path(p) for p in lr], [Path(p) for p in hr]
+    if len(lr) != len(hr) or not lr:
+        raise PssrInputError(f'{len(lr)} LR / {len(hr)} HR paths', 'need the same, non-zero number of LR and HR images',
+                             'pass matching lists or two folders')
+    return list(zip(lr, hr))
+
 # %% ../nbs/00_io.ipynb #2bb1b641
 PMIN, PMAX = 0.1, 99.9
 EPS = 1e-20
@@ -602,11 +640,199 @@ def percentile_range(x, pmin: float = PMIN, pmax: float = PMAX) -> tuple[float, 
     lo, hi = np.percentile(np.asarray(x, dtype=np.float32), (pmin, pmax))
     return float(lo), float(hi)
 
+def normalize(x, # image or stack, any units
+              lo: float, hi: float, # the values mapped to 0 and 1 (e.g. from `percentile_range`)
+              eps: float = EPS, out=None) -> np.ndarray:
+    "`(x - lo) / (hi - lo)` as float32, not clipped; `out=x` normalises a float32 array in place."
+    x = np.asarray(x, dtype=np.float32)
+    out = np.subtract(x, np.float32(lo), out=out)
+    return np.divide(out, np.float32(hi - lo + eps), out=out)
+
 def normalize_percentile(x, pmin: float = PMIN, pmax: float = PMAX, eps: float = EPS) -> np.ndarray:
-    "`(x - lo) / (hi - lo)` with `lo`, `hi` the `pmin`, `pmax` percentiles of `x`; float32, not clipped."
-    lo, hi = percentile_range(x, pmin, pmax)
-    return ((np.asarray(x, dtype=np.float32) - lo) / (hi - lo + eps)).astype(np.float32)
+    "`normalize(x, lo, hi)` with `lo`, `hi` the `pmin`, `pmax` percentiles of `x`; float32, not clipped."
+    return normalize(x, *percentile_range(x, pmin, pmax), eps)
 
 def denormalize(y, lo: float, hi: float, eps: float = EPS) -> np.ndarray:
-    "Inverse of `normalize_percentile`: `y * (hi - lo) + lo`, float32."
+    "Inverse of `normalize`: `y * (hi - lo) + lo`, float32."
     return (np.asarray(y, dtype=np.float32) * (hi - lo + eps) + lo).astype(np.float32)
+
+# %% ../nbs/00_io.ipynb #57386888
+OUTPUT_DTYPES = ('float32', 'uint16', 'uint8')
+
+def check_dtype(dtype:str) -> str:
+    "`dtype` if it is one of `OUTPUT_DTYPES`, else `PssrInputError`."
+    if dtype not in OUTPUT_DTYPES: raise PssrInputError('--dtype', f'unknown output type {dtype!r}', f'use one of {", ".join(OUTPUT_DTYPES)}')
+    return dtype
+
+def value_range(dtype:str, sample) -> tuple[float, float]:
+    "The input's value range: its integer type's full range (uint16: 0-65535), or the min/max of `sample` for float data."
+    dt = np.dtype(dtype)
+    if dt.kind in 'iub': return (float(np.iinfo(dt).min), float(np.iinfo(dt).max)) if dt.kind != 'b' else (0.0, 1.0)
+    return float(np.min(sample)), float(np.max(sample))
+
+def to_dtype(x:np.ndarray, dtype:str, vrange:tuple[float, float]) -> np.ndarray:
+    "`x` (input units) as `dtype`: float32 as is; uint8/uint16 clipped to `vrange` and scaled linearly onto the type's range, rounded."
+    if check_dtype(dtype) == 'float32': return np.asarray(x, np.float32)
+    a, b, top = *vrange, np.iinfo(dtype).max
+    y = (np.asarray(x, np.float32) - np.float32(a)) * np.float32(top / max(b - a, EPS))
+    return np.rint(np.clip(y, 0, top, out=y), out=y).astype(dtype)
+
+def from_dtype(y:np.ndarray, dtype:str, vrange:tuple[float, float]) -> np.ndarray:
+    "Inverse of `to_dtype`: pixels of `dtype` back to float32 input units."
+    if dtype == 'float32': return np.asarray(y, np.float32)
+    a, b = vrange
+    return np.asarray(y, np.float32) * np.float32((b - a) / np.iinfo(dtype).max) + np.float32(a)
+
+# %% ../nbs/00_io.ipynb #ad0497f5
+SPACE_UNITS = {'micrometer': 1.0, 'nanometer': 1e-3, 'angstrom': 1e-4, 'millimeter': 1e3}
+AXIS_TYPES = {'T': 'time', 'C': 'channel', 'Z': 'space', 'Y': 'space', 'X': 'space'}
+
+def default_axes(ndim:int) -> str:
+    "Axes of a plain array: 'YX', 'ZYX', 'CZYX', 'TCZYX'."
+    return 'TCZYX'[-ndim:]
+
+def ngff_multiscales(axes:str, scale:list[float], name:str='image') -> dict:
+    "Minimal OME-NGFF 0.4 `multiscales` attributes for one resolution level stored as array '0'."
+    ax = [dict(name=a.lower(), type=AXIS_TYPES.get(a, 'space'), **({'unit': 'micrometer'} if AXIS_TYPES.get(a) == 'space' else {}))
+          for a in axes]
+    ds = [{'path': '0', 'coordinateTransformations': [{'type': 'scale', 'scale': [float(v) for v in scale]}]}]
+    return {'multiscales': [{'version': '0.4', 'name': name, 'axes': ax, 'datasets': ds}]}
+
+def create_ome_zarr(path:Path, shape:tuple, chunks:tuple, axes:str, scale:list[float], dtype='float32', name='image') -> zarr.Array:
+    "An empty single-resolution OME-Zarr image at `path` (zarr format 2); returns its array."
+    import zarr
+    g = zarr.open_group(str(path), mode='w', zarr_format=2)
+    g.attrs.update(ngff_multiscales(axes, scale, name))
+    return g.create_array('0', shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
+                          chunk_key_encoding={'name': 'v2', 'separator': '/'})
+
+def default_chunks(shape:tuple, side:int=1024) -> tuple:
+    "One plane per chunk, `side`² pixels in YX."
+    return (1,) * (len(shape) - 2) + tuple(min(side, n) for n in shape[-2:])
+
+def iter_blocks(shape:tuple, block:int) -> Iterator[tuple]:
+    "Index tuples (leading indices…, y slice, x slice) covering an array of `shape` in YX blocks of `block`."
+    for idx in np.ndindex(*shape[:-2]):
+        for y in range(0, shape[-2], block):
+            for x in range(0, shape[-1], block):
+                yield idx + (slice(y, min(y + block, shape[-2])), slice(x, min(x + block, shape[-1])))
+
+# %% ../nbs/00_io.ipynb #8f2615ed
+def write_ome_zarr(path:str|Path, # output folder, e.g. 'volume.ome.zarr'
+                   data, # numpy, dask or zarr array (…, Y, X)
+                   pixel_size:float|None=None, # XY pixel size (µm)
+                   chunks:tuple|None=None, # chunk shape; default one plane, 1024² px
+                   axes:str|None=None, # e.g. 'ZYX'; default from the number of dimensions
+                   name:str='image', inputs=()) -> Path:
+    "Write `data` as a single-resolution OME-Zarr, block by block (bounded memory) and atomically."
+    path, axes = Path(path), (axes or default_axes(data.ndim)).upper()
+    if len(axes) != data.ndim: raise PssrInputError(path, f'axes {axes!r} do not match {data.ndim}D data', 'pass matching axes=')
+    scale = [1.0] * data.ndim
+    if pixel_size: scale[-2:] = [float(pixel_size)] * 2
+    chunks = tuple(chunks or default_chunks(data.shape))
+    with atomic_dir(path, inputs) as tmp:
+        arr = create_ome_zarr(tmp, data.shape, chunks, axes, scale, np.dtype(data.dtype).name, name)
+        for sl in iter_blocks(data.shape, max(chunks[-2:])): arr[sl] = np.asarray(data[sl])
+    return path
+
+def read_ome_zarr(path:str|Path) -> tuple[zarr.Array, ImageMeta]:
+    "The full-resolution array of an OME-Zarr image (lazy: sliced on demand) and its `ImageMeta` (pixel size in µm)."
+    import zarr
+    p = Path(path)
+    if not p.exists(): raise PssrInputError(p, 'OME-Zarr not found', 'check the path')
+    try: node = zarr.open(str(p), mode='r')
+    except Exception as e: raise PssrInputError(p, f'not a readable zarr store ({type(e).__name__})', 'pass an OME-Zarr folder') from None
+    ms, arr = None, node
+    if isinstance(node, zarr.Group):
+        attrs = dict(node.attrs)
+        ms = attrs.get('ome', attrs).get('multiscales')
+        try: arr = node[ms[0]['datasets'][0]['path'] if ms else '0']
+        except (KeyError, IndexError, TypeError): raise PssrInputError(p, 'no image array found in the zarr group', 'pass an OME-Zarr image') from None
+    axes, ps = default_axes(arr.ndim), None
+    if ms:
+        m = ms[0]
+        axes = ''.join((a if isinstance(a, str) else a['name']) for a in m.get('axes', [])).upper() or axes
+        tr = [t for t in m['datasets'][0].get('coordinateTransformations', []) if t.get('type') == 'scale']
+        if tr:
+            unit = (m['axes'][-1].get('unit') if m.get('axes') and isinstance(m['axes'][-1], dict) else None) or 'micrometer'
+            ps = float(tr[0]['scale'][-1]) * SPACE_UNITS.get(unit, 1.0)
+    return arr, ImageMeta(axes=axes, pixel_size=ps, dtype=str(arr.dtype), path=str(p), shape=tuple(arr.shape))
+
+# %% ../nbs/00_io.ipynb #cd658da1
+def write_pyramid(path:Path, data, # output folder; a (…, Y, X) zarr/dask array, full resolution
+                  axes:str, pixel_size:float|None, chunks:tuple, name:str='image',
+                  dtype:str='float32', vrange:tuple=(0., 1.), min_side:int=256) -> Path:
+    "An OME-Zarr (NGFF 0.4) multiscale image written by `ome_zarr`: levels halving XY down to ~`min_side` px, pixel sizes on each level."
+    import dask, dask.array as da, zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.scale import Methods
+    from ome_zarr.writer import write_image
+    n = max(0, int(np.log2(max(1, min(data.shape[-2:]) / min_side))))
+    d = da.from_zarr(data) if isinstance(data, zarr.Array) else data
+    d = d.map_blocks(to_dtype, dtype, vrange, dtype=dtype) if dtype != 'float32' else d
+    ax = [a.lower() for a in axes]
+    g = zarr.open_group(str(path), mode='w', zarr_format=2)
+    with dask.config.set(scheduler='synchronous'):  # one chunk at a time: bounded memory
+        write_image(d.rechunk(chunks), g, scale_factors=[2 ** (k + 1) for k in range(n)], axes=ax, fmt=FormatV04(),
+                    scale={'y': pixel_size or 1.0, 'x': pixel_size or 1.0}, axes_units={'y': 'micrometer', 'x': 'micrometer'},
+                    method=Methods.LOCAL_MEAN, storage_options={'chunks': chunks}, name=name)
+    return path
+
+def tiff_tiles(data, side:int, dtype:str, vrange:tuple) -> Iterator[np.ndarray]:
+    "The tiles of `data` (…, Y, X) in TIFF order (plane, row, column), read one strip of chunks at a time and converted to `dtype`."
+    rows = max(side, (getattr(data, 'chunks', None) or (side,))[-2] // side * side)
+    for idx in np.ndindex(*data.shape[:-2]):
+        for y in range(0, data.shape[-2], rows):
+            strip = to_dtype(np.asarray(data[idx + (slice(y, y + rows),)]), dtype, vrange)
+            for ty in range(0, strip.shape[0], side):
+                for tx in range(0, strip.shape[1], side): yield strip[ty:ty + side, tx:tx + side]
+
+def write_tiled_tiff(path:Path, data, axes:str, pixel_size:float|None, name:str='image', dtype:str='float32',
+                     vrange:tuple=(0., 1.), side:int=256, inputs=()) -> Path:
+    "Stream `data` (…, Y, X) into a tiled OME BigTIFF (`side`² tiles, pixel size in µm), atomically, never whole in memory."
+    import tifffile
+    md = {'axes': axes, 'Name': name}
+    kw = {}
+    if pixel_size:
+        md.update(PhysicalSizeX=pixel_size, PhysicalSizeY=pixel_size, PhysicalSizeXUnit='µm', PhysicalSizeYUnit='µm')
+        kw = dict(resolution=(1e4 / pixel_size, 1e4 / pixel_size), resolutionunit='CENTIMETER')
+    with atomic_write(path, 'wb', inputs=inputs) as f, tifffile.TiffWriter(f, bigtiff=True, ome=True) as tw:
+        tw.write(tiff_tiles(data, side, dtype, vrange), shape=data.shape, dtype=dtype, tile=(side, side),
+                 photometric='minisblack', metadata=md, **kw)
+    return path
+
+# %% ../nbs/00_io.ipynb #fd7060d3
+def dihedral(x, # numpy array or torch tensor (..., Y, X)
+             k: int # op 0-7
+            ):
+    "Dihedral op `k`: `k % 4` quarter turns of the last two axes, then a left-right flip if `k >= 4`."
+    if isinstance(x, np.ndarray):
+        x = np.rot90(x, int(k) % 4, axes=(-2, -1))
+        return np.ascontiguousarray(x[..., ::-1] if k >= 4 else x)
+    x = x.rot90(int(k) % 4, (-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+def undo_dihedral(x, # numpy array or torch tensor transformed by `dihedral(., k)`
+                  k: int):
+    "Inverse of `dihedral(x, k)`."
+    if k >= 4: x = np.ascontiguousarray(x[..., ::-1]) if isinstance(x, np.ndarray) else x.flip(-1)
+    return np.ascontiguousarray(np.rot90(x, -(int(k) % 4), axes=(-2, -1))) if isinstance(x, np.ndarray) else x.rot90(-(int(k) % 4), (-2, -1))
+
+# %% ../nbs/00_io.ipynb #0b71d465
+def reflect_index(i: int, n: int) -> int:
+    "Index `i` reflected into `range(n)` (… 2 1 0 1 2 … n-2 n-1 n-2 …)."
+    if n == 1: return 0
+    i %= 2 * (n - 1)
+    return i if i < n else 2 * (n - 1) - i
+
+def frame_window(t: int, # centre frame
+                 n: int, # frames in the stack
+                 n_frames: int # window length (odd for a centred window)
+                ) -> list[int]:
+    "The indices of the `n_frames`-frame window centred on frame `t` of an `n`-frame stack, reflected at the ends."
+    half = n_frames // 2
+    return [reflect_index(t + d, n) for d in range(-half, n_frames - half)]
+
+def frame_windows(n: int, n_frames: int) -> list[list[int]]:
+    "`frame_window(t, n, n_frames)` for every frame `t` of an `n`-frame stack."
+    return [frame_window(t, n, n_frames) for t in range(n)]

@@ -2,15 +2,15 @@
 """`make data`: fill `data/` with something to train on.
 
 Downloads a sample of the PSSR paper's data (Texas Data Repository, doi:10.18738/T8/YLCK5A) into
-`data/pssr_dataverse/` where the network allows, checksum-verified and resumable (`pssr.demo`), and always writes
-synthetic high-resolution phantoms with known ground truth into `data/synthetic/` (`pssr.data.write_synthetic`).
+`data/pssr_dataverse/` where the network allows, checksum-verified and resumable (`pssr.datasets`), and always writes
+synthetic high-resolution phantoms with known ground truth into `data/synthetic/` (`pssr.phantoms.write_synthetic`).
 Without network access it says so and still exits 0 with the synthetic samples written.
 """
 import argparse, fnmatch, sys
 from pathlib import Path
 from pssr.io import PssrInputError
-from pssr.data import write_synthetic
-from pssr.demo import PSSR_DATAVERSE_DOI, dataverse_files, download, fetch_dataverse
+from pssr.phantoms import write_synthetic
+from pssr.datasets import PSSR_DATAVERSE_DOI, dataverse_files, download, fetch_dataverse
 
 # what the synthetic sample holds: (kind, files, size px, frames per file)
 SYNTHETIC = (('em', 4, 512, 1), ('fluo', 4, 512, 1), ('fluo', 2, 256, 16))
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     except PssrInputError as e:
         print(f'PSSR data not downloaded: {e}\n'
               f'Only the synthetic samples are in {out}/. With network access run `make data` again '
-              f'(or pssr.demo.fetch_dataverse("{out}/pssr_dataverse", pattern)).')
+              f'(or pssr.datasets.fetch_dataverse("{out}/pssr_dataverse", pattern)).')
         return 0
     print(f'{out / "pssr_dataverse"}: {len(got)} files from {PSSR_DATAVERSE_DOI}')
     return 0

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from pssr.crappify import AdditiveGaussian, Compose, Downsample, EMCrappifier
-from pssr.data import (hr_dataloaders, pair_dataloaders, show_pairs, split_by_image, synthetic, synthetic_timelapse,
-                       write_synthetic, tile_corner, Tile)
+from pssr.data import hr_dataloaders, pair_dataloaders, show_pairs, split_by_image, tile_corner, Tile
+from pssr.phantoms import synthetic, synthetic_timelapse, write_synthetic
 from pssr.io import PssrInputError, write_tiff
 
 NOISELESS = Downsample(scale=4, method='area')

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from pssr.io import (PMAX, PMIN, ImageMeta, PssrInputError, atomic_write, check_image, check_ndim, check_not_constant,
-                     denormalize, list_images, normalize_percentile, percentile_range, read_image, shared_data_dir,
-                     write_tiff)
+                     denormalize, dihedral, frame_window, list_images, match_pairs, normalize, normalize_percentile,
+                     percentile_range, read_image, read_ome_zarr, read_plane, read_stack, shared_data_dir, undo_dihedral,
+                     write_ome_zarr, write_tiff)
 
 pyczi = pytest.importorskip('pylibCZIrw.czi')  # dev dependency, used only to make CZI fixtures
 
@@ -396,3 +397,58 @@ def test_damaged_files_raise_only_input_errors(tmp_path_factory, suffix):
         else:
             assert y.dtype == np.float32 and np.isfinite(y).all() and m.axes.endswith('YX')
     check()
+
+
+# --- moved into pssr.io: OME-Zarr, the normaliser's parts, one plane/stack, pairs, dihedral ops, frame windows ----------
+
+def test_ome_zarr_round_trip(tmp_path):
+    x = np.random.default_rng(0).random((3, 50, 70)).astype(np.float32)
+    p = write_ome_zarr(tmp_path / 'v.ome.zarr', x, pixel_size=0.008, chunks=(1, 16, 32), axes='ZYX')
+    a, meta = read_ome_zarr(p)
+    np.testing.assert_array_equal(np.asarray(a[:]), x)
+    assert meta.axes == 'ZYX' and abs(meta.pixel_size - 0.008) < 1e-12 and a.chunks == (1, 16, 32)
+    assert (p / '.zattrs').exists() and (p / '0' / '.zarray').exists()
+    assert [q.name for q in tmp_path.iterdir()] == ['v.ome.zarr']
+
+
+def test_normalize_is_normalize_percentile_with_known_range():
+    x = (np.random.default_rng(1).random((40, 30)) * 4000).astype(np.uint16)
+    lo, hi = percentile_range(x)
+    np.testing.assert_array_equal(normalize(x, lo, hi), normalize_percentile(x))
+    np.testing.assert_allclose(denormalize(normalize(x, lo, hi), lo, hi), x, rtol=1e-5, atol=0.01)
+    buf = x.astype(np.float32)
+    assert normalize(buf, lo, hi, out=buf) is buf
+
+
+def test_read_plane_and_stack(tmp_path):
+    x = np.arange(2 * 3 * 6 * 5, dtype=np.uint16).reshape(2, 3, 6, 5)
+    p = write_tiff(tmp_path / 'tz.tif', x, 0.1, 'TZYX')
+    np.testing.assert_array_equal(read_plane(p, z=2, t=1)[0], x[1, 2])
+    assert read_stack(p, t=1)[0].shape == (3, 6, 5)
+    for f, kw in ((read_plane, dict(t=0)), (read_stack, {})):
+        with pytest.raises(PssrInputError, match='select one plane'): f(p, **kw)
+
+
+def test_match_pairs_names_every_orphan(tmp_path):
+    for sub, names in (('lr', 'abc'), ('hr', 'abd')):
+        (tmp_path / sub).mkdir()
+        for n in names: write_tiff(tmp_path / sub / f'{n}.tif', np.ones((4, 4), np.uint8))
+    with pytest.raises(PssrInputError) as e: match_pairs(tmp_path / 'lr', tmp_path / 'hr')
+    assert 'only in' in str(e.value) and ': c' in str(e.value) and ': d' in str(e.value) and '\n' not in str(e.value)
+    (tmp_path / 'hr' / 'd.tif').rename(tmp_path / 'hr' / 'c.tif')
+    assert [(l.stem, h.stem) for l, h in match_pairs(tmp_path / 'lr', tmp_path / 'hr')] == [('a', 'a'), ('b', 'b'), ('c', 'c')]
+
+
+def test_dihedral_one_definition_for_arrays_and_tensors():
+    torch = pytest.importorskip('torch')
+    a = np.random.default_rng(2).random((2, 5, 7))
+    ops = {dihedral(a, k).tobytes() + bytes(dihedral(a, k).shape) for k in range(8)}
+    assert len(ops) == 8
+    for k in range(8):
+        np.testing.assert_array_equal(undo_dihedral(dihedral(a, k), k), a)
+        np.testing.assert_array_equal(dihedral(torch.from_numpy(a), k).numpy(), dihedral(a, k))
+
+
+def test_frame_window_reflects_at_the_ends():
+    assert frame_window(0, 4, 5) == [2, 1, 0, 1, 2] and frame_window(3, 4, 5) == [1, 2, 3, 2, 1]
+    assert frame_window(4, 9, 5) == [2, 3, 4, 5, 6] and frame_window(0, 1, 3) == [0, 0, 0]

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from pssr.io import PssrInputError, read_image, write_tiff
+from pssr.io import read_ome_zarr, write_ome_zarr
 from pssr.config import ModelRecord
 from pssr.cli import add_predict as add_cli
-from pssr.predict import (model_fn, predict_file, predict_tiled, predict_zarr, read_ome_zarr, restore,
-                          tile_edges, write_ome_zarr)
+from pssr.predict import model_fn, predict_file, predict_tiled, predict_zarr, restore, tile_edges
 
 torch.set_num_threads(1)
 
@@ -175,16 +175,6 @@ def test_tta_equivariant_model_has_zero_std():
 
 # --- OME-Zarr ----------------------------------------------------------------------------------------------------
 
-def test_ome_zarr_round_trip(tmp_path):
-    x = rng_image((3, 50, 70))
-    p = write_ome_zarr(tmp_path / 'v.ome.zarr', x, pixel_size=0.008, chunks=(1, 16, 32), axes='ZYX')
-    a, meta = read_ome_zarr(p)
-    np.testing.assert_array_equal(np.asarray(a[:]), x)
-    assert meta.axes == 'ZYX' and abs(meta.pixel_size - 0.008) < 1e-12 and a.chunks == (1, 16, 32)
-    assert (p / '.zattrs').exists() and (p / '0' / '.zarray').exists()
-    assert [q.name for q in tmp_path.iterdir()] == ['v.ome.zarr']
-
-
 def test_predict_zarr_matches_restore(tmp_path):
     x = rng_image((2, 90, 70))
     src = write_ome_zarr(tmp_path / 'v.zarr', x, pixel_size=0.04, chunks=(1, 32, 32), axes='TYX')
@@ -327,7 +317,7 @@ def test_large_tiff_goes_lazy_under_a_small_budget(tmp_path):
 @pytest.mark.parametrize('dtype', ['uint16', 'uint8'])
 def test_cli_dtype_round_trip(tmp_path, dtype):
     "--dtype writes integer pixels that map back to the float32 output within half a quantisation step."
-    from pssr.predict import from_dtype, to_dtype
+    from pssr.io import from_dtype, to_dtype
     save_model = pytest.importorskip('pssr.learner').save_model
     pssr_unet = pytest.importorskip('pssr.models').pssr_unet
     model = save_model(pssr_unet('resnet18', scale=2), tmp_path / 'm' / 'tiny')
