@@ -15,7 +15,7 @@ from fastai.data.block import DataBlock, TransformBlock
 from fastai.data.core import DataLoaders, TfmdDL, ItemTransform
 from fastai.data.transforms import IndexSplitter
 from .io import PssrInputError, read_image, write_tiff, list_images, normalize_percentile, PMIN, PMAX
-from .io import check_image, check_ndim, check_not_constant
+from .io import check_image, check_ndim, check_not_constant, check_unique_stems
 from .crappify import get_crappifier, sample_tile_box
 
 # %% auto #0
@@ -517,7 +517,7 @@ def hr_dataloaders(source, # folder, image file, list of files or list of arrays
 # %% ../nbs/02_data.ipynb #830209d3
 def match_pairs(lr_dir, hr_dir) -> list:
     "`(lr_path, hr_path)` for the images with the same name (stem) in both folders; unmatched names are an error."
-    lrs, hrs = ({p.stem: p for p in list_images(d)} for d in (lr_dir, hr_dir))
+    lrs, hrs = ({p.stem: p for p in check_unique_stems(list_images(d))} for d in (lr_dir, hr_dir))  # p0.tif + p0.png: refuse
     only_lr, only_hr = sorted(set(lrs) - set(hrs)), sorted(set(hrs) - set(lrs))
     if only_lr or only_hr:
         listing = '; '.join(f'only in {d}: {", ".join(ns[:10])}{" ..." if len(ns) > 10 else ""}'
