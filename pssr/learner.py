@@ -18,7 +18,7 @@ from fastai.optimizer import OptimWrapper, Adam
 from functools import partial
 from typing import Callable
 import pssr
-from .io import PssrInputError, atomic_write, check_output, cli_number, list_images, read_image, PMIN, PMAX
+from .io import PssrInputError, atomic_write, check_output, cli_number, list_images, read_image, PMIN, PMAX, IMAGE_SUFFIXES
 from .crappify import Crappifier, get_crappifier, fit_crappifier
 from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
 from .selfsup import SELF_SUPERVISED, DEFAULT_RADIUS, noisy_dataloaders, otf_radius, SharpenFNSM, fnsm_modules
@@ -52,9 +52,12 @@ def _supported_kwargs(f, **kwargs) -> dict:
     if any(p.kind == p.VAR_KEYWORD for p in params.values()): return kwargs
     return {k: v for k, v in kwargs.items() if k in params}
 
+_OPTION_OF = {'n_frames': 'frames', 'tiles_per_image': 'tiles', 'lr_dir': 'pairs', 'hr_dir': 'pairs'}  # field -> `pssr train` option
+
 def _check(ok:bool, field_name:str, problem:str, hint:str):
-    "Raise `PssrInputError` naming the config field when `ok` is false."
-    if not ok: raise PssrInputError(f'TrainConfig.{field_name}', problem, hint)
+    "Raise `PssrInputError` naming the config field and its command-line option when `ok` is false."
+    option = '--' + _OPTION_OF.get(field_name, field_name).replace('_', '-')
+    if not ok: raise PssrInputError(f'TrainConfig.{field_name} ({option})', problem, hint)
 
 # %% ../nbs/05_learner.ipynb #63893554
 def _read_json(path:Path, what:str):
@@ -664,6 +667,7 @@ def _epoch_metrics(learn, which:str='best') -> dict:
 def _stem(path) -> Path:
     "`models/x`, `models/x.pth`, `models/x.json` -> `models/x`."
     path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES: raise PssrInputError(path, 'is an image, not a model', 'give the .pth written by `pssr train`')
     return path.with_suffix('') if path.suffix in ('.pth', '.json') else path
 
 def _model_config_dict(model, cfg) -> dict:
@@ -740,6 +744,7 @@ def load_model(path, # `<name>.pth`, `<name>.json`, the stem `models/<name>`, or
         return load_bmz(path, device)
     stem = _stem(path)
     jpath, wpath = stem.with_suffix('.json'), stem.with_suffix('.pth')
+    if not jpath.is_file() and not wpath.exists(): raise PssrInputError(path, 'model not found', 'check the path, or train a model first')
     if not jpath.is_file():
         raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {stem}.* exists')
     rec = _read_json(jpath, 'a model description (.json)')
