@@ -316,6 +316,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                          'pssr.io.atomic_dir': ('io.html#atomic_dir', 'pssr/io.py'),
                          'pssr.io.atomic_write': ('io.html#atomic_write', 'pssr/io.py'),
                          'pssr.io.check_image': ('io.html#check_image', 'pssr/io.py'),
+                         'pssr.io.check_images': ('io.html#check_images', 'pssr/io.py'),
                          'pssr.io.check_ndim': ('io.html#check_ndim', 'pssr/io.py'),
                          'pssr.io.check_not_constant': ('io.html#check_not_constant', 'pssr/io.py'),
                          'pssr.io.check_output': ('io.html#check_output', 'pssr/io.py'),

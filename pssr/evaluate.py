@@ -18,7 +18,7 @@ from scipy.signal import windows
 from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
-from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
+from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_images, check_output, check_unique_stems, cli_number,
                      list_images, normalize_percentile, percentile_range, read_image, write_tiff)
 
 # %% auto #0
@@ -553,7 +553,7 @@ def run_evaluate_cli(args) -> int:
     reads += [model, model.with_suffix('.pth'), model.with_suffix('.json')] if model else []
     out = check_output(args.outdir, reads, args.overwrite, folder=True, option='-o/--outdir')
     for d in (args.hr, args.lr):
-        if d: list_images(d)  # missing or empty folders fail before the report is started
+        if d: check_images(list_images(d))  # missing or empty folders, NaN or constant images fail before the report is started
     with atomic_dir(out, reads) as tmp:  # a complete report, or none: never a mix of old and new files
         common = dict(outdir=tmp, pixel_size=args.pixel_size, progress=not args.no_progress)
         if args.lr: evaluate_pairs(args.model, args.lr, args.hr, align=args.align or 'centers', **common)

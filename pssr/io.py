@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'shared_data_dir', 'PssrInputError', 'atomic_write',
            'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number', 'ImageMeta', 'check_image',
            'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'open_tiff_lazy', 'list_images',
-           'check_unique_stems', 'percentile_range', 'normalize_percentile', 'denormalize']
+           'check_unique_stems', 'check_images', 'percentile_range', 'normalize_percentile', 'denormalize']
 
 # %% ../nbs/00_io.ipynb #7fe30250
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -140,8 +140,8 @@ def check_output(path, # the output file or folder
                  option: str = 'output', # how the user named it, for messages (e.g. '--models-dir')
                 ) -> Path:
     "Preflight an output location before any work: not an input, the right kind, writable, not existing unless `overwrite`."
+    if str(path).strip() == '': raise PssrInputError(option, 'is empty', 'give a file or folder name')  # Path('') would be '.'
     path = Path(path)
-    if str(path) == '': raise PssrInputError(option, 'is empty', 'give a file or folder name')
     inp = _clash(path, inputs, folder)
     if inp is not None:
         raise PssrInputError(path, f'{option} would overwrite or write into the input {inp}', 'choose an output outside the inputs')
@@ -591,6 +591,16 @@ def check_unique_stems(paths, what: str = 'image') -> list[Path]:
             raise PssrInputError(p, f'has the same name as {seen[stem]}, so only one {what} could be used or written',
                                  'rename one of them (e.g. p0.tif and p0.png, or a.tif from two folders)')
         seen[stem] = p
+    return [Path(p) for p in paths]
+
+# %% ../nbs/00_io.ipynb #c64155f8
+def check_images(paths, # image files a command will read
+                 constant_ok: bool = False, # accept images whose pixels all have one value
+                ) -> list[Path]:
+    "Read every image once before any expensive work: unreadable, NaN/Inf or constant files fail here, naming the file."
+    for p in map(Path, paths):
+        data, _ = read_image(p)  # unreadable, empty, NaN/Inf -> PssrInputError
+        if not constant_ok: check_not_constant(data, p)
     return [Path(p) for p in paths]
 
 # %% ../nbs/00_io.ipynb #2bb1b641
