@@ -97,6 +97,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'pssr.crappify._as_stack': ('crappify.html#_as_stack', 'pssr/crappify.py'),
                                'pssr.crappify._blocks': ('crappify.html#_blocks', 'pssr/crappify.py'),
                                'pssr.crappify._clip_range': ('crappify.html#_clip_range', 'pssr/crappify.py'),
+                               'pssr.crappify._fit_lines': ('crappify.html#_fit_lines', 'pssr/crappify.py'),
                                'pssr.crappify._fit_relaxing': ('crappify.html#_fit_relaxing', 'pssr/crappify.py'),
                                'pssr.crappify._otsu': ('crappify.html#_otsu', 'pssr/crappify.py'),
                                'pssr.crappify._write_csv': ('crappify.html#_write_csv', 'pssr/crappify.py'),
