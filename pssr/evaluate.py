@@ -501,7 +501,7 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
                        progress: bool = True, scale: int | None = None, pmin=PMIN, pmax=PMAX,
                        align: str | None = None, figures: bool = True) -> pd.DataFrame:
     "Evaluate `model` on LR made by `crappifier` (object or name) from the HR images; write CSVs and PNGs."
-    hr_paths = list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else [Path(p) for p in hr_paths]
+    hr_paths = check_unique_stems(list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else hr_paths)  # rows are keyed by name
     if not hr_paths: raise PssrInputError('hr_paths', 'no images given', 'Pass a folder or a list of HR images')
     predict, model_scale = as_predictor(model)
     if isinstance(crappifier, (str, Path)):
