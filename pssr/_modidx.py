@@ -11,6 +11,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                           'pssr.bmz.bmz_network': ('bmz.html#bmz_network', 'pssr/bmz.py'),
                           'pssr.bmz.bmz_percentiles': ('bmz.html#bmz_percentiles', 'pssr/bmz.py'),
                           'pssr.bmz.bmz_spec': ('bmz.html#bmz_spec', 'pssr/bmz.py'),
+                          'pssr.bmz.check_export': ('bmz.html#check_export', 'pssr/bmz.py'),
                           'pssr.bmz.check_package': ('bmz.html#check_package', 'pssr/bmz.py'),
                           'pssr.bmz.cli_export': ('bmz.html#cli_export', 'pssr/bmz.py'),
                           'pssr.bmz.cover_image': ('bmz.html#cover_image', 'pssr/bmz.py'),
