@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['BMZ_HINT', 'PAPER_DOI', 'PAPER', 'DATA_DOI', 'HALO_LR', 'ARCH_SOURCE', 'bmz_spec', 'test_image', 'test_tensors',
            'lr_pixel_size', 'space_axes', 'tensor_descrs', 'environment_yaml', 'weights_descr', 'cover_image',
-           'training_summary', 'readme', 'training_data_descr', 'check_package', 'model_descr', 'export', 'BmzNet',
-           'bmz_geometry', 'bmz_percentiles', 'bmz_network', 'load_bmz', 'strip_pssr_record', 'cli_export']
+           'training_summary', 'readme', 'training_data_descr', 'check_export', 'check_package', 'model_descr',
+           'export', 'BmzNet', 'bmz_geometry', 'bmz_percentiles', 'bmz_network', 'load_bmz', 'strip_pssr_record',
+           'cli_export']
 
 # %% ../nbs/14_bmz.ipynb #5fee7fb3
 import argparse, json, shutil, tempfile, warnings, zipfile
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np, torch
 from PIL import Image
 import pssr.models
-from .io import PssrInputError, atomic_write, normalize_percentile, percentile_range, PMIN, PMAX
+from .io import PssrInputError, atomic_write, check_output, normalize_percentile, percentile_range, PMIN, PMAX
 from .data import synthetic, synthetic_timelapse
 from .model_io import load_model, cpu_state, library_versions, model_from_record
 from .config import ModelRecord, Normalization
@@ -196,6 +197,21 @@ def training_data_descr(rec:dict, authors:list):
                      f"({data.get('kind', 'unknown')} training; SHA-256 of names and sizes {hr.get('sha256')})")[:1024],
         cite=[CiteEntry(text=PAPER, doi=PAPER_DOI)], license='CC-BY-4.0', tags=['microscopy', 'super-resolution'])
 
+# %% ../nbs/14_bmz.ipynb #8a073bf7
+def check_export(out, # the package to write
+                 model, # the saved model it packages (never overwritten)
+                 overwrite:bool=False, # replace an existing `out`
+                 license:str='CC-BY-4.0', # SPDX licence of the weights
+                ) -> Path:
+    "Preflight of `export`, before the model is loaded: a writable new `.zip` that is not the model, and a licence bioimage.io knows."
+    out, src = Path(out), Path(model)
+    if out.suffix != '.zip': raise PssrInputError(out, 'a bioimage.io package is a .zip file', 'name the output e.g. model.zip')
+    check_output(out, [src, src.with_suffix('.pth'), src.with_suffix('.json')], overwrite, option='-o/--out')
+    try: bmz_spec().LicenseId(license)
+    except ValueError: raise PssrInputError('--license', f'{license!r} is not an SPDX licence identifier',
+                                            'e.g. CC-BY-4.0, MIT or BSD-3-Clause (spdx.org/licenses)') from None
+    return out
+
 # %% ../nbs/14_bmz.ipynb #cf5152d0
 def check_package(path:Path) -> None:
     "Run `bioimageio.core.test_model` on a package; `RuntimeError` with its failures unless it passes."
@@ -240,9 +256,7 @@ def export(model, # a saved model (`.pth`/`.json` written by `pssr train`)
           ) -> Path:
     "Write a bioimage.io model package (spec 0.5) for a saved PSSR model; return its path."
     from bioimageio.spec import save_bioimageio_package
-    out, src = Path(out), Path(model)
-    if out.suffix != '.zip': raise PssrInputError(out, 'a bioimage.io package is a .zip file', 'name the output e.g. model.zip')
-    if out.exists() and not overwrite: raise PssrInputError(out, 'already exists', 'pass --overwrite to replace it')
+    out, src = check_export(out, model, overwrite, license), Path(model)
     net, rec = load_model(src)
     name = name or 'PSSR ' + (src.with_suffix('').name if src.suffix in ('.pth', '.json') else src.name)
     with tempfile.TemporaryDirectory() as tmp:

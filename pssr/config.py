@@ -11,11 +11,11 @@ from .io import PssrInputError, PMIN, PMAX, cli_number
 
 # %% auto #0
 __all__ = ['RESNETS', 'ARCHS', 'MODES', 'NORM_TYPES', 'LOSSES', 'SELF_SUPERVISED', 'FP16_CHOICES', 'DEFAULT_LR', 'GAN_MIN_SIZE',
-           'MODEL_KEYS', 'TRAIN_MODEL', 'PRESETS', 'FORMAT', 'FORMAT_VERSION', 'check', 'is_number', 'is_count',
-           'in_file', 'ModelConfig', 'Normalization', 'TrainConfig', 'read_json', 'checkpoint_dir', 'DemoConfig',
-           'ModelRecord', 'field_docs', 'signature_docs', 'option_defaults', 'option_docs', 'Deprecated',
-           'deprecated_alias', 'option_annotations', 'format_default', 'add_options', 'given_options', 'add_common',
-           'require']
+           'TRAIN_FLAGS', 'MODEL_KEYS', 'TRAIN_MODEL', 'PRESETS', 'FORMAT', 'FORMAT_VERSION', 'check', 'is_number',
+           'is_count', 'in_file', 'train_flag', 'ModelConfig', 'Normalization', 'TrainConfig', 'read_json',
+           'checkpoint_dir', 'DemoConfig', 'ModelRecord', 'field_docs', 'signature_docs', 'option_defaults',
+           'option_docs', 'Deprecated', 'deprecated_alias', 'option_annotations', 'format_default', 'add_options',
+           'given_options', 'add_common', 'require']
 
 # %% ../nbs/00b_config.ipynb #e0c64e8e
 RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')  # torchvision encoders (`pssr.models.RESNETS` builds them)
@@ -56,6 +56,13 @@ def in_file(e:PssrInputError, # the error
            ) -> PssrInputError:
     "`e` re-labelled with the file it came from: `<file>: Config.field: problem. hint`."
     return PssrInputError(path, f'{e.path}: {e.problem}', e.hint)
+
+TRAIN_FLAGS = {'n_frames': '--frames', 'lr': '--lr-max', 'tiles_per_image': '--tiles', 'amend': '--no-amend'}  # field -> `pssr train` flag where not `--field-name`
+
+def train_flag(field_name:str, # a `TrainConfig` field
+               ) -> str:
+    "The `pssr train` option that sets `field_name`, so errors name what the user typed."
+    return TRAIN_FLAGS.get(field_name, '--' + field_name.replace('_', '-'))
 
 # %% ../nbs/00b_config.ipynb #525950b4
 @dataclass
@@ -205,7 +212,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         "Check every value; raise `PssrInputError` naming the field and the fix."
-        c = lambda ok, f, problem, hint: check(ok, f'TrainConfig.{f}', problem, hint)
+        c = lambda ok, f, problem, hint: check(ok, f'TrainConfig.{f} ({train_flag(f)})', problem, hint)
         c(isinstance(self.model, ModelConfig), 'model', f'must be a ModelConfig, got {type(self.model).__name__}', 'pass ModelConfig(...)')
         c(isinstance(self.name, str) and re.fullmatch(r'[\w.\-]+', self.name or '') is not None, 'name',
           f'{self.name!r} is not a usable file name', 'use letters, digits, `_`, `-` and `.` only')
@@ -251,7 +258,7 @@ class TrainConfig:
 
     def _validate_gan(self):
         "The checks of adversarial training (`loss='gan'`)."
-        c = lambda ok, f, problem, hint: check(ok, f'TrainConfig.{f}', problem, hint)
+        c = lambda ok, f, problem, hint: check(ok, f'TrainConfig.{f} ({train_flag(f)})', problem, hint)
         c(self.gan_pixel_loss in LOSSES, 'gan_pixel_loss', f'unknown pixel loss {self.gan_pixel_loss!r}', f'use one of {LOSSES}')
         c(self.noisy is None, 'loss', 'adversarial training needs clean targets, not noisy data', 'train --noisy without --gan')
         c(self.size >= GAN_MIN_SIZE, 'size', f'the patch critic needs HR crops of at least {GAN_MIN_SIZE} px, got {self.size}',

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 from .io import (IMAGE_SUFFIXES, PssrInputError, read_image, read_stack, write_tiff, atomic_write, atomic_dir, check_not_constant,
-                     check_output, cli_number, frame_window, list_images, normalize_percentile, percentile_range)
+                     check_output, check_unique_stems, cli_number, frame_window, list_images, normalize_percentile, percentile_range)
 
 # %% auto #0
 __all__ = ['DOWNSAMPLE_METHODS', 'ALIGNMENTS', 'BINNINGS', 'CRAPPIFIER_NAMES', 'FG_FRACTION', 'MAX_TRIES', 'as_rng',
@@ -467,7 +467,7 @@ def crappify_folder(hr_dir, out_dir, crappifier: Crappifier | str = 'em', tile: 
     if tile < 1 or tile % crappifier.scale:
         raise PssrInputError('tile', f'tile size {tile} is not a positive multiple of the scale {crappifier.scale}', 'Use e.g. --tile 256 with --scale 4')
     if n_frames < 1: raise PssrInputError('frames', f'n_frames must be >= 1, got {n_frames}', 'Use 1, or 5 for PSSR multi-frame')
-    files, out_dir = list_images(hr_dir), Path(out_dir)
+    files, out_dir = check_unique_stems(list_images(hr_dir), 'tile set'), Path(out_dir)  # q.tif + q.png: tiles would collide
     (out_dir / 'hr').mkdir(parents=True, exist_ok=True); (out_dir / 'lr').mkdir(parents=True, exist_ok=True)
     pairs, rows = [], []
     with tqdm(total=len(files) * n_tiles, desc='crappify', disable=None if progress else True) as bar:  # None: no bar off a terminal

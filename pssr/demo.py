@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
-from .io import PssrInputError, IN_TEST, atomic_dir, atomic_write, check_output, cli_number, list_images, read_plane, write_tiff
+from .io import PssrInputError, IN_TEST, atomic_dir, atomic_write, check_images, check_output, cli_number, list_images, read_plane, write_tiff
 from .phantoms import PIXEL_SIZE_UM, synthetic
 from .crappify import get_crappifier
 from .config import TrainConfig, given_options
@@ -128,7 +128,7 @@ def run_demo(data:str|Path|None=None, # folder of your HR images; None: the embe
     "Train on HR images, restore held-out images, print and save bilinear-vs-model PSNR/SSIM; returns the table."
     cfg, final, t0 = cfg or DemoConfig(), Path(outdir), time.time()
     train_config(Path(data or final), final, cfg)  # options checked before anything is written
-    if data is not None: list_images(data)
+    if data is not None: check_images(list_images(data))  # NaN or constant images fail before any work, naming the user's file
     with atomic_dir(final, [data] if data else []) as outdir:  # the whole folder appears when complete, or not at all
         table = _run_demo(data, outdir, cfg, progress)
     print(f"model saved as {final/'models'/'demo.pth'} (+ .json); figures in {final}; total {time.time() - t0:.0f} s")

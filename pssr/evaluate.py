@@ -19,7 +19,7 @@ from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .config import ModelRecord, read_json, add_common, deprecated_alias, require
-from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_output, check_unique_stems, cli_number,
+from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_images, check_output, check_unique_stems, cli_number,
                      list_images, match_pairs, normalize, normalize_percentile, percentile_range, read_image, read_plane, write_tiff)
 from .crappify import ALIGNMENTS  # pixel alignments of bilinear resampling, shared with the crappifiers
 
@@ -526,7 +526,7 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
                        evaluations: list | None = None # a list to receive each image's `ImageEvaluation` (for figures)
                       ) -> pd.DataFrame:
     "Evaluate `model` on LR made by `crappifier` (object or name) from the HR images; write CSVs and PNGs."
-    hr_paths = list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else [Path(p) for p in hr_paths]
+    hr_paths = check_unique_stems(list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else hr_paths)  # rows are keyed by name
     if not hr_paths: raise PssrInputError('hr_paths', 'no images given', 'Pass a folder or a list of HR images')
     predict, model_scale = as_predictor(model)
     if isinstance(crappifier, (str, Path)):
@@ -579,7 +579,7 @@ def run_evaluate_cli(args) -> int:
     reads += [model, model.with_suffix('.pth'), model.with_suffix('.json')] if model else []
     out = check_output(args.outdir, reads, args.overwrite, folder=True, option='-o/--out')
     for d in (args.hr, args.lr):
-        if d: list_images(d)  # missing or empty folders fail before the report is started
+        if d: check_images(list_images(d))  # missing or empty folders, NaN or constant images fail before the report is started
     with atomic_dir(out, reads) as tmp:  # a complete report, or none: never a mix of old and new files
         common = dict(outdir=tmp, pixel_size=args.pixel_size, progress=not args.quiet)
         if args.lr: evaluate_pairs(args.model, args.lr, args.hr, align=args.align or 'centers', **common)

@@ -25,11 +25,11 @@ import numpy as np
 __all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES', 'shared_data_dir',
            'PssrInputError', 'atomic_write', 'clean_stale_tmp', 'check_output', 'os_error', 'atomic_dir', 'cli_number',
            'ImageMeta', 'check_image', 'check_not_constant', 'check_ndim', 'read_image', 'write_tiff', 'open_tiff_lazy',
-           'read_plane', 'read_stack', 'list_images', 'check_unique_stems', 'match_pairs', 'percentile_range',
-           'normalize', 'normalize_percentile', 'denormalize', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype',
-           'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks', 'iter_blocks', 'write_ome_zarr',
-           'read_ome_zarr', 'write_pyramid', 'tiff_tiles', 'write_tiled_tiff', 'dihedral', 'undo_dihedral',
-           'reflect_index', 'frame_window', 'frame_windows']
+           'read_plane', 'read_stack', 'list_images', 'check_unique_stems', 'check_images', 'match_pairs',
+           'percentile_range', 'normalize', 'normalize_percentile', 'denormalize', 'check_dtype', 'value_range',
+           'to_dtype', 'from_dtype', 'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks',
+           'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'write_pyramid', 'tiff_tiles', 'write_tiled_tiff',
+           'dihedral', 'undo_dihedral', 'reflect_index', 'frame_window', 'frame_windows']
 
 # %% ../nbs/00_io.ipynb #7fe30250
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -144,8 +144,8 @@ def check_output(path, # the output file or folder
                  option: str = 'output', # how the user named it, for messages (e.g. '--models-dir')
                 ) -> Path:
     "Preflight an output location before any work: not an input, the right kind, writable, not existing unless `overwrite`."
+    if str(path).strip() == '': raise PssrInputError(option, 'is empty', 'give a file or folder name')  # Path('') would be '.'
     path = Path(path)
-    if str(path) == '': raise PssrInputError(option, 'is empty', 'give a file or folder name')
     inp = _clash(path, inputs, folder)
     if inp is not None:
         raise PssrInputError(path, f'{option} would overwrite or write into the input {inp}', 'choose an output outside the inputs')
@@ -610,6 +610,16 @@ def check_unique_stems(paths, what: str = 'image') -> list[Path]:
             raise PssrInputError(p, f'has the same name as {seen[stem]}, so only one {what} could be used or written',
                                  'rename one of them (e.g. p0.tif and p0.png, or a.tif from two folders)')
         seen[stem] = p
+    return [Path(p) for p in paths]
+
+# %% ../nbs/00_io.ipynb #c64155f8
+def check_images(paths, # image files a command will read
+                 constant_ok: bool = False, # accept images whose pixels all have one value
+                ) -> list[Path]:
+    "Read every image once before any expensive work: unreadable, NaN/Inf or constant files fail here, naming the file."
+    for p in map(Path, paths):
+        data, _ = read_image(p)  # unreadable, empty, NaN/Inf -> PssrInputError
+        if not constant_ok: check_not_constant(data, p)
     return [Path(p) for p in paths]
 
 # %% ../nbs/00_io.ipynb #9814af4a

@@ -8,7 +8,7 @@ import dataclasses, datetime, hashlib, json, os, platform
 from pathlib import Path
 import numpy as np, torch
 import pssr
-from .io import PssrInputError, atomic_write, list_images
+from .io import IMAGE_SUFFIXES, PssrInputError, atomic_write, list_images
 from .config import ModelConfig, ModelRecord, Normalization, TrainConfig, read_json
 from .models import PSSRNet, build_model
 
@@ -112,6 +112,7 @@ def model_stem(path, # a file or model path
               ) -> Path:
     "`models/x`, `models/x.pth`, `models/x.json` -> `models/x`."
     path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES: raise PssrInputError(path, 'is an image, not a model', 'give the .pth written by `pssr train`')
     return path.with_suffix('') if path.suffix in ('.pth', '.json') else path
 
 def save_model(learn_or_model, # a trained `Learner` or its model
@@ -147,6 +148,8 @@ def read_record(path, # `<name>.json`, `.pth` or the stem
                ) -> ModelRecord:
     "The `ModelRecord` of a saved model (no weights loaded); errors name the file."
     jpath = model_stem(path).with_suffix('.json')
+    if not jpath.is_file() and not jpath.with_suffix('.pth').exists():
+        raise PssrInputError(path, 'model not found', 'check the path, or train a model first')
     if not jpath.is_file():
         raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {model_stem(path)}.* exists')
     return ModelRecord.from_dict(read_json(jpath, 'a model description (.json)'), jpath)

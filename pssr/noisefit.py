@@ -41,7 +41,7 @@ def binned_line(means: np.ndarray, variances: np.ndarray, n_bins: int = 16, stat
                 clipped: np.ndarray | None = None, max_clipped: float = 0.0) -> dict:
     "Robust `var = a * mean + b`: per equal-width bin of `means`, the median (or clipped) variance; weighted line through the bins."
     too_few = lambda n: PssrInputError('image', f'too few usable regions ({n}) to measure the noise',
-                                       'Use a larger image with some flat, unsaturated areas, or give the high-SNR partner (hr=)')
+                                       'Use a larger image with some flat, unsaturated areas, or give the high-SNR partner (--hr; Python: hr=)')
     if len(means) < 4 * n_bins: raise too_few(len(means))
     if clipped is not None:  # intensity levels where clipping truncates the noise are left out, then the clipped entries
         means, variances, clipped = means.ravel(), variances.ravel(), clipped.ravel()
@@ -67,7 +67,7 @@ def binned_line(means: np.ndarray, variances: np.ndarray, n_bins: int = 16, stat
             bv.append(r[np.abs(r) <= 5 * s].var() if s > 0 else r.var())
     bm, bv, bn = map(np.array, (bm, bv, bn))
     if len(bm) < 3: raise PssrInputError('image', 'too narrow a range of intensities to measure how the noise grows with the signal',
-                                         'Use an image with dark and bright regions, or give the high-SNR partner (hr=)')
+                                         'Use an image with dark and bright regions, or give the high-SNR partner (--hr; Python: hr=)')
     keep = np.ones(len(bm), bool)
     for _ in range(2):  # weighted least squares (var of a variance estimate ~ v**2 / n), then drop outlying bins
         w = bn[keep] / np.maximum(bv[keep], 1e-30) ** 2
@@ -102,9 +102,17 @@ def fit_noise(lr, hr=None, scale: int = 1, block: int = 16, n_bins: int = 16) ->
     lo, hi = percentile_range(raw)
     if hi <= lo: raise PssrInputError(name, 'the image is constant', 'Give a real acquisition with signal')
     y = normalize(raw, lo, hi, eps=0).astype(np.float64)
+    try: fit = _fit_lines(y, hr, scale, block, n_bins, name)
+    except PssrInputError as e:  # the binned fit knows no file name: name the image the user gave
+        if e.path != 'image': raise
+        raise PssrInputError(name, e.problem, e.hint) from None
+    return dict(fit, lo=lo, hi=hi, dtype=dtype, name=name)
+
+def _fit_lines(y, hr, scale, block, n_bins, name) -> dict:
+    "The noise line of the normalised `y`, alone or against `hr`."
     if hr is None:
         means, variances, clipped = block_mean_var(y, block)
-        fit = _fit_relaxing(means, variances, n_bins, 'median', (max(block // 2, 2)) ** 2 - 1, clipped, 0.1)
+        return _fit_relaxing(means, variances, n_bins, 'median', (max(block // 2, 2)) ** 2 - 1, clipped, 0.1)
     else:
         h = downsample(normalize_percentile(_as_raw(hr, 'hr')[0]).astype(np.float64), scale, 'area')
         if h.shape != y.shape and not all(abs(a - b) <= 1 for a, b in zip(h.shape, y.shape)):
@@ -114,8 +122,7 @@ def fit_noise(lr, hr=None, scale: int = 1, block: int = 16, n_bins: int = 16) ->
         clipped = clipped_mask(y)
         alpha, beta = np.polyfit(h[~clipped], y[~clipped], 1)
         mu = alpha * h + beta
-        fit = _fit_relaxing(mu, y - mu, n_bins, 'clipped', None, clipped, 0.002)
-    return dict(fit, lo=lo, hi=hi, dtype=dtype, name=name)
+        return _fit_relaxing(mu, y - mu, n_bins, 'clipped', None, clipped, 0.002)
 
 def fit_crappifier(lr, hr=None, scale: int = 1, offset: float | None = None, **kwargs) -> PhysicalCrappifier:
     "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path); see the convention above."
@@ -123,7 +130,7 @@ def fit_crappifier(lr, hr=None, scale: int = 1, offset: float | None = None, **k
     a, b, lo, hi = f['a'], f['b'], f['lo'], f['hi']
     if a <= 0:
         raise PssrInputError(f['name'], f'no signal-dependent (shot) noise found (slope {a:.3g})',
-                             'Use an image with a range of intensities, or its high-SNR partner (hr=)')
+                             'Use an image with a range of intensities, or its high-SNR partner (--hr; Python: hr=)')
     D = hi - lo
     gain = a * D
     if offset is None: offset = lo if b >= 0 else lo - b * D ** 2 / gain  # b < 0: no read noise, zero signal above lo

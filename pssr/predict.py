@@ -533,7 +533,7 @@ def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
     check_unique_stems(args.inputs, 'output')
     model = Path(args.model)
     reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
-    check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--out') if Path(args.outdir).is_file() else None
+    check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--out') if Path(args.outdir).is_file() or not str(args.outdir).strip() else None
     return [check_output(o, reads, args.overwrite, folder=is_zarr(o), option='output') for o in cli_outputs(args.inputs, args.outdir, args.tta)]
 
 def cli_predict(args:argparse.Namespace) -> int:

@@ -240,6 +240,7 @@ def register_folder(lr_dir, # folder of LR images
                     ratio:float|None=None, scale:int|None=None, min_corr:float=MIN_CORR,
                     overwrite:bool=False, progress:bool=True) -> pd.DataFrame:
     "Register every LR/HR pair, write the aligned pairs and a CSV report; return the report."
+    if not 0 < min_corr <= 1: raise PssrInputError('--min-corr', f'must be a correlation in (0, 1], got {min_corr}', f'e.g. {MIN_CORR}')
     out = check_output(out, [lr_dir, hr_dir], overwrite, folder=True, option='-o/--outdir')
     pairs = match_pairs(lr_dir, hr_dir)
     read = [(read_image(lp), read_image(hp)) for lp, hp in pairs]
