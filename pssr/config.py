@@ -92,10 +92,10 @@ class ModelConfig:
 
     def validate(self) -> ModelConfig:
         "Check every value; raise `PssrInputError` naming the field."
-        check(self.arch in ARCHS, 'ModelConfig.arch', f'unknown architecture {self.arch!r}', f'use one of {", ".join(ARCHS)}')
-        check(self.mode in MODES, 'ModelConfig.mode', f'unknown mode {self.mode!r}', f'use one of {", ".join(MODES)}')
+        check(self.arch in ARCHS, f"ModelConfig.arch ({train_flag('arch')})", f'unknown architecture {self.arch!r}', f'use one of {", ".join(ARCHS)}')
+        check(self.mode in MODES, f"ModelConfig.mode ({train_flag('mode')})", f'unknown mode {self.mode!r}', f'use one of {", ".join(MODES)}')
         for k in ('scale', 'n_frames', 'size', 'head_features'):
-            check(is_count(getattr(self, k)), f'ModelConfig.{k}', f'must be a positive integer, got {getattr(self, k)!r}',
+            check(is_count(getattr(self, k)), f'ModelConfig.{k} ({train_flag(k)})', f'must be a positive integer, got {getattr(self, k)!r}',
                   f'e.g. {getattr(ModelConfig, k)}')
         check(self.norm_type is None or self.norm_type in NORM_TYPES, 'ModelConfig.norm_type', f'unknown {self.norm_type!r}',
               f'use one of {", ".join(NORM_TYPES)}')

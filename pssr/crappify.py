@@ -502,6 +502,7 @@ def run_crappify(args: argparse.Namespace) -> int:
     "`pssr crappify`: write HR/LR tile pairs (a complete set, replacing an old one only with `--overwrite`)."
     reads = [args.hr_dir] + [p for p in (args.fit, args.crappifier) if p and str(p).lower().endswith(('.json',) + IMAGE_SUFFIXES)]
     out = check_output(args.out_dir, reads, args.overwrite, folder=True, option='OUT_DIR')
+    if args.fit: from pssr.noisefit import fit_crappifier
     crappifier = fit_crappifier(args.fit, scale=args.scale) if args.fit else get_crappifier(args.crappifier, args.scale)
     list_images(args.hr_dir)  # a missing or empty folder fails before the output is created
     with atomic_dir(out, reads) as tmp:

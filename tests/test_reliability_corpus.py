@@ -146,7 +146,7 @@ CASES = [
     ('train-pairs-no-match', ['train', '--pairs', 'rg/lr', 'rg/hr2', '--epochs', '1', '--scale', '2', '--size', '32'], 2, 'rg'),
     ('train-noisy-missing', ['train', '--noisy', 'nope', '--epochs', '1'], 2, 'nope'),
     ('train-noisy-empty', ['train', '--noisy', 'emptydir', '--epochs', '1'], 2, 'emptydir'),
-    ('train-hr-and-pairs', TRAIN + ['--pairs', 'lr', 'hr'], 2, '--pairs'),
+    ('train-hr-and-pairs', TRAIN + ['--pairs', 'lr', 'hr'], 2, '--hr'),
     ('train-config-inf', ['train', '--config', 'cfg_inf.json'], 2, 'cfg_inf.json'),
     ('train-config-key', ['train', '--config', 'cfg_key.json'], 2, 'cfg_key.json'),
     ('train-config-size', ['train', '--config', 'cfg_size.json'], 2, 'cfg_size.json'),
