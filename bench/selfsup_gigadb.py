@@ -31,6 +31,7 @@ def parse_args(argv=None):
     p.add_argument('--size', type=int, default=64, help='sub-image crop (px); cut from 2*size px crops')
     p.add_argument('--arch', default='unet_small')
     p.add_argument('--data', type=Path, default=None)
+    p.add_argument('--workdir', type=Path, default=Path.home() / '.cache' / 'pssr-bench', help='temporary files go below it')
     p.add_argument('--out', type=Path, default=RESULTS)
     p.add_argument('--report', action='store_true')
     return p.parse_args(argv)
@@ -70,7 +71,8 @@ def main(argv=None):
     data = a.data or (shared_data_dir() / 'fluo/gigadb_bpae' if shared_data_dir() else None)
     if data is None or not (data / 'low_snr').is_dir(): sys.exit('GigaDB BPAE data not found (shared/data/fluo/gigadb_bpae)')
     load0 = os.getloadavg()
-    with tempfile.TemporaryDirectory() as d:
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=a.workdir) as d:
         cfg = TrainConfig(name='gigadb', noisy=str(data / 'low_snr'), self_supervised='subsample', scale=1, size=a.size, arch=a.arch,
                           epochs=a.epochs, models_dir=d, valid_pct=0.34)
         dls = noisy_dataloaders(cfg.noisy, 'subsample', True, size=a.size, bs=cfg.bs, valid_pct=cfg.valid_pct, tiles_per_image=16)

@@ -331,6 +331,7 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
                      size:int=48, bs:int=8, tiles_per_image:int=8, arch:str='unet_small', lr:float|None=None,
                      photons:float=20.0, read_noise:float=0.02, seed:int=0,
                      runs:dict|None=None, # name -> settings (`amend`, `fnsm`, `n_frames`) of the self-supervised runs (default `runs_for(mode)`)
+                     supervised:bool=True, # also train the supervised model
                     ):
     "A table (pandas) of PSNR/SSIM against the ground truth of the held-out stack: noisy input, supervised, each self-supervised run."
     import re, pandas as pd
@@ -347,7 +348,7 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
                   models_dir=str(folder / 'models'), valid_pct=0.25)
     dkw = dict(size=size, bs=bs, valid_pct=0.25, seed=seed, tiles_per_image=tiles_per_image)
     rows, history = {'noisy input': _scores(None, test_noisy, test_clean)}, {}
-    for name, kw in {'supervised (clean targets)': None, **(runs_for(mode) if runs is None else runs)}.items():
+    for name, kw in {**({'supervised (clean targets)': None} if supervised else {}), **(runs_for(mode) if runs is None else runs)}.items():
         tag, kw = re.sub(r'\W+', '_', name).strip('_'), dict(kw or {})
         nf = kw.get('n_frames', 1)
         amend, fnsm = kw.get('amend', nf == 1), kw.get('fnsm', False)
