@@ -18,10 +18,11 @@ from .data import (_source_items, load_stack, make_tiles, tile_dataloaders, tile
                        _tile_rng, _check_args, dihedral)
 
 # %% auto #0
-__all__ = ['DEFAULT_RADIUS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'otf_radius', 'radial_frequency', 'FNSM', 'fnsm_modules',
-           'SharpenFNSM', 'band_limited', 'fit_fnsm_radius', 'expectation_gap', 'neighbour_pair', 'shift_image',
-           'interleaved_pair', 'resolve_mode', 'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'add_noise',
-           'compare_training']
+__all__ = ['DEFAULT_RADIUS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'SUBIMAGE_COMBINE', 'otf_radius', 'radial_frequency',
+           'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited', 'fit_fnsm_radius', 'expectation_gap',
+           'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window', 'BlindCentre', 'resolve_mode',
+           'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps',
+           'compare_training', 'restore_subimages']
 
 # %% ../nbs/16_self_supervised.ipynb #5020d2cb
 def otf_radius(na:float, # numerical aperture of the objective
@@ -137,15 +138,40 @@ def shift_image(x:np.ndarray, shift:tuple) -> np.ndarray:
     return ndimage.shift(np.asarray(x, np.float32), shift, order=3, mode='reflect').astype(np.float32)
 
 def interleaved_pair(x:np.ndarray, # 2D image (even size; a last odd row/column is dropped)
-                     swap:bool=False, # roles of the two diagonals exchanged
-                     amend:bool=True, # correct the half-pixel offset of the second diagonal
+                     swap:bool=False, # roles of the two sub-images exchanged
+                     amend:bool=True, # correct the half-pixel offset of the second sub-image
+                     anti:bool=False, # the anti-diagonal pair (0, 1) / (1, 0) instead of (0, 0) / (1, 1)
                     ) -> tuple:
-    "`(input, target)` sub-images from the two diagonals of each 2×2 block, the target moved onto the input's grid."
+    "`(input, target)` sub-images from the two pixels on a diagonal of each 2×2 block, the target moved onto the input's grid."
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    a, b = x[..., 0:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
-    if swap: a, b = b, a
-    if amend: b = shift_image(b, (0.5, 0.5) if not swap else (-0.5, -0.5))
+    (ay, ax), (by, bx) = ((0, 1), (1, 0)) if anti else ((0, 0), (1, 1))
+    a, b = x[..., ay:h:2, ax:w:2], x[..., by:h:2, bx:w:2]
+    shift = ((by - ay) / 2, (bx - ax) / 2)  # where b's pixel (i, j) sits on a's grid, minus (i, j)
+    if swap: a, b, shift = b, a, (-shift[0], -shift[1])
+    if amend: b = shift_image(b, shift)
     return np.asarray(a, np.float32), np.asarray(b, np.float32)
+
+# %% ../nbs/16_self_supervised.ipynb #ss-mf-code
+def blind_window(frames:np.ndarray, # `(n_frames, h, w)` consecutive frames centred on the target frame
+                ) -> tuple:
+    "`(input, target)` of the multi-frame variant: the window with its centre frame zeroed, and that centre frame."
+    c = len(frames) // 2
+    inp = np.array(frames, np.float32)
+    inp[c] = 0
+    return inp, np.asarray(frames[c], np.float32)
+
+class BlindCentre(nn.Module):
+    "A multi-frame self-supervised network that never sees its centre frame: zeroed before `model` runs, as in training."
+    def __init__(self, model:nn.Module):
+        super().__init__()
+        self.model, self.scale, self.n_frames = model, model.scale, model.n_frames
+        for a in ('percentiles', 'size_multiple', 'model_name'):
+            if hasattr(model, a): setattr(self, a, getattr(model, a))
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[:, self.n_frames // 2] = 0
+        return self.model(x)
 
 # %% ../nbs/16_self_supervised.ipynb #23ebcffd
 def resolve_mode(mode:str|None, item) -> str:
@@ -163,9 +189,11 @@ def resolve_mode(mode:str|None, item) -> str:
 
 class NoisyPairs(ItemTransform):
     "`(Tile, Tile)` -> `(input, target)` tensors from one noisy stack: neighbour frames/slices or interleaved sub-images."
-    def __init__(self, stacks, mode:str, scale:int=1, size:int=128, amend:bool=True, sigma:float=AMEND_SIGMA, thresholds=None):
+    def __init__(self, stacks, mode:str, scale:int=1, size:int=128, amend:bool=True, sigma:float=AMEND_SIGMA, thresholds=None,
+                 n_frames:int=1):
         super().__init__()
         self.stacks, self.mode, self.scale, self.size, self.amend, self.sigma = stacks, mode, scale, size, amend, sigma
+        self.n_frames = n_frames
         self.crop = 2 * size if mode == 'subsample' else size
         self.thresholds = thresholds or [foreground_threshold(s) for s in stacks]
 
@@ -175,19 +203,33 @@ class NoisyPairs(ItemTransform):
         y, x = tile_corner(tile, stack[tile.frame], c, self.thresholds[tile.src], rng)
         train = tile.seed is None
         swap = bool(rng.integers(2)) if train else bool(tile.seed % 2)
-        if self.mode == 'subsample': inp, tgt = interleaved_pair(stack[tile.frame, y:y + c, x:x + c], swap, self.amend)
+        if self.n_frames > 1:
+            h = self.n_frames // 2
+            inp, tgt = blind_window(stack[tile.frame - h:tile.frame + h + 1, y:y + c, x:x + c])
+            if swap: inp = inp[::-1]
+        elif self.mode == 'subsample':
+            anti = bool(rng.integers(2)) if train else bool(tile.seed // 2 % 2)
+            inp, tgt = interleaved_pair(stack[tile.frame, y:y + c, x:x + c], swap, self.amend, anti)
         else:
             lo = tile.frame - 1 if self.amend else tile.frame
             inp, tgt = neighbour_pair(stack[lo:tile.frame + 3, y:y + c, x:x + c], swap, self.amend, self.sigma)
         if train:
             k = int(rng.integers(8))
             inp, tgt = dihedral(inp, k), dihedral(tgt, k)
-        if self.scale > 1: inp = downsample(np.ascontiguousarray(inp), self.scale)
-        return torch.from_numpy(np.ascontiguousarray(inp, np.float32)[None]), torch.from_numpy(np.ascontiguousarray(tgt, np.float32)[None])
+        if self.scale > 1: inp = np.stack([downsample(np.ascontiguousarray(f), self.scale) for f in np.reshape(inp, (-1,) + inp.shape[-2:])])
+        inp = np.ascontiguousarray(inp, np.float32).reshape((-1,) + inp.shape[-2:])
+        return torch.from_numpy(inp), torch.from_numpy(np.ascontiguousarray(tgt, np.float32)[None])
 
-def pair_frames(n_total:int, mode:str, amend:bool, name:str) -> range:
-    "The first frames `t` of the pairs `(t, t+1)` a stack of `n_total` frames offers (every frame for sub-images)."
+def pair_frames(n_total:int, mode:str, amend:bool, name:str, n_frames:int=1) -> range:
+    "The first frames `t` of the pairs `(t, t+1)` a stack of `n_total` frames offers (every frame for sub-images; centre frames for `n_frames > 1`)."
+    if mode == 'subsample' and n_frames > 1:
+        raise PssrInputError('n_frames', f'{n_frames} frames need stacks, but sub-image self-supervision works on single images',
+                             'use n_frames=1, or time/space self-supervision on stacks')
     if mode == 'subsample': return range(n_total)
+    if n_frames > 1:
+        if n_total < n_frames:
+            raise PssrInputError(name, f'has {n_total} frame(s); the {n_frames}-frame variant needs {n_frames}', 'use fewer frames (n_frames=3) or longer stacks')
+        return range(n_frames // 2, n_total - n_frames // 2)
     need = 4 if amend else 2
     if n_total < need:
         raise PssrInputError(name, f'has {n_total} frame(s); {mode} self-supervision needs {need}' + (' with the amending constraint' if amend else ''),
@@ -203,9 +245,10 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
                       bs:int=8, valid_pct:float=0.2, seed:int=0, tiles_per_image:int=16, num_workers:int=0, device=None,
                       pmin:float=PMIN, pmax:float=PMAX, # normalisation percentiles
                       sigma:float=AMEND_SIGMA, # smoothing of the expectation-gap estimate (px)
+                      n_frames:int=1, # > 1 (odd): the multi-frame variant, input frames t-h..t+h without t, target t
                      ):
     "fastai `DataLoaders` of self-supervised `(input, target)` tiles from noisy data alone."
-    _check_args(scale, size, 1, valid_pct)
+    _check_args(scale, size, n_frames, valid_pct)
     items = _source_items(source)
     mode = resolve_mode(mode, items[0][0])
     names = [name for _, name in items]
@@ -215,13 +258,36 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
         if min(s.shape[-2:]) < crop:
             raise PssrInputError(name, f'image is {s.shape[-2]}x{s.shape[-1]} px, smaller than the {crop} px crop',
                                  'use a smaller size' + (' (sub-images are cut from 2 * size px crops)' if mode == 'subsample' else ''))
-    frames = [pair_frames(len(s), mode, amend, name) for s, name in zip(stacks, names)]
+    frames = [pair_frames(len(s), mode, amend, name, n_frames) for s, name in zip(stacks, names)]
     thresholds = [foreground_threshold(s) for s in stacks]
     train, valid = make_tiles(stacks, names, frames, crop, thresholds, valid_pct, seed, tiles_per_image)
-    meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=1, size=size, lr_size=size // scale, source='self-supervised',
+    meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=n_frames, size=size, lr_size=size // scale, source='self-supervised',
                 self_supervised=mode, amend=amend, amend_sigma=sigma, crappifier=None,
                 train_images=sorted({names[t.src] for t in train}), valid_images=sorted({names[t.src] for t in valid}))
-    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds), bs, num_workers, device, meta)
+    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames), bs, num_workers, device, meta)
+
+# %% ../nbs/16_self_supervised.ipynb #ss-vol-code
+def synthetic_volume(n_slices:int=16, # number of z slices
+                     size:int=128, # height and width (px)
+                     seed:int=0, # same seed, same volume
+                     n_filaments:int=14, n_spheres:int=24,
+                    ) -> np.ndarray:
+    "A `(Z, Y, X)` float32 volume in [0, 1]: tilted filaments and spheres under an axially elongated PSF, so structure changes from slice to slice."
+    rng, margin = np.random.default_rng(seed), 4
+    shape = np.array((n_slices + 2 * margin, size, size))
+    vol = np.zeros(shape, np.float32)
+    t = np.arange(-size, size, 0.5)
+    for _ in range(n_filaments):
+        d = rng.normal(size=3) * (0.4, 1, 1)  # mostly lateral: a filament crosses a slice over a few px
+        pts = np.round(rng.uniform(0, shape) + t[:, None] * d / np.linalg.norm(d)).astype(int)
+        pts = pts[((pts >= 0) & (pts < shape)).all(1)]
+        np.add.at(vol, tuple(pts.T), rng.uniform(1, 2.5))
+    zz, yy, xx = np.ogrid[:shape[0], :size, :size]
+    for _ in range(n_spheres):
+        c, r = rng.uniform(0, shape), rng.uniform(2, 7)
+        vol[(2 * (zz - c[0])) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r * r] += rng.uniform(0.1, 0.3)  # z step = 2 px
+    vol = ndimage.gaussian_filter(vol, (1.0, 1.2, 1.2))[margin:margin + n_slices]
+    return np.clip(vol / np.percentile(vol, 99.9), 0, 1).astype(np.float32)
 
 # %% ../nbs/16_self_supervised.ipynb #9daf29bf
 def add_noise(clean:np.ndarray, photons:float=20.0, read_noise:float=0.02, seed:int=0) -> np.ndarray:
@@ -229,11 +295,13 @@ def add_noise(clean:np.ndarray, photons:float=20.0, read_noise:float=0.02, seed:
     rng = np.random.default_rng(seed)
     return (rng.poisson(np.maximum(clean, 0) * photons) / photons + rng.normal(0, read_noise, clean.shape)).astype(np.float32)
 
-RUNS = {  # name -> TrainConfig fields of each self-supervised run in `compare_training`
-    'TiS, no constraint': dict(self_supervised='time', amend=False),
-    'TiS + amending': dict(self_supervised='time', amend=True),
-    'TiS + amending + FNSM': dict(self_supervised='time', amend=True, fnsm=True),
-}
+def runs_for(mode:str) -> dict:
+    "name -> settings of the self-supervised runs `compare_training` makes for `mode` ('time': TiS, 'space': SiS)."
+    s = {'time': 'TiS', 'space': 'SiS'}[mode]
+    return {f'{s}, no constraint': dict(amend=False), f'{s} + amending': dict(amend=True),
+            f'{s} + amending + FNSM': dict(amend=True, fnsm=True), f'{s} multi-frame (t±2 without t)': dict(n_frames=5)}
+
+RUNS = runs_for('time')
 
 def _scores(model, noisy:np.ndarray, clean:np.ndarray) -> dict:
     "Mean PSNR/SSIM over the frames of `noisy` restored by `model` (or as is when None) against `clean`."
@@ -243,35 +311,84 @@ def _scores(model, noisy:np.ndarray, clean:np.ndarray) -> dict:
     return dict(psnr=float(np.mean([psnr_normalized(c, o) for c, o in zip(clean, out)])),
                 ssim=float(np.mean([ssim_normalized(c, o) for c, o in zip(clean, out)])))
 
-def compare_training(clean:list, # clean (T, Y, X) movies in [0, 1] for training; the last one is held out for testing
+def fit_steps(config, # a `pssr.learner.TrainConfig` (its `epochs` is the one-cycle length)
+              dls, # its `DataLoaders` (from `pssr.data` or `noisy_dataloaders`)
+              steps:int|None=None, # optimiser steps per epoch (None: as `dls` come), so that every model gets the same number
+             ) -> tuple:
+    "Train with `pssr.learner.train` on `dls`; `(learner, process CPU seconds, wall seconds, total steps)`."
+    from pssr.learner import train
+    from pssr.data import with_train_tiles
+    if steps: dls = with_train_tiles(dls, steps * dls.train.bs, config.seed)
+    c0, t0 = time.process_time(), time.perf_counter()
+    learn = train(config, dls=dls)
+    return learn, time.process_time() - c0, time.perf_counter() - t0, len(learn.dls.train) * config.epochs
+
+def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volumes in [0, 1]; the last one is held out for testing
                      folder, # working folder: noisy TIFFs and models are written here
-                     minutes:float|None=1.0, # CPU time budget per model (None: `epochs`)
-                     epochs:int=2, size:int=64, bs:int=8, tiles_per_image:int=8,
+                     mode:str='time', # 'time' (TiS) or 'space' (SiS)
+                     epochs:int=2, # one-cycle length (epochs)
+                     steps:int|None=None, # optimiser steps per epoch, the same for every model (None: from `tiles_per_image`)
+                     size:int=48, bs:int=8, tiles_per_image:int=8, arch:str='unet_small', lr:float|None=None,
                      photons:float=20.0, read_noise:float=0.02, seed:int=0,
-                     runs:dict|None=None, # name -> TrainConfig fields of the self-supervised runs (default `RUNS`)
+                     runs:dict|None=None, # name -> settings (`amend`, `fnsm`, `n_frames`) of the self-supervised runs (default `runs_for(mode)`)
+                     supervised:bool=True, # also train the supervised model
                     ):
-    "A table (pandas) of PSNR/SSIM against the ground truth: noisy input, supervised, and each self-supervised run."
-    import pandas as pd
+    "A table (pandas) of PSNR/SSIM against the ground truth of the held-out stack: noisy input, supervised, each self-supervised run."
+    import re, pandas as pd
     from pssr.io import write_tiff
     from pssr.crappify import Compose, Poisson, AdditiveGaussian
-    from pssr.learner import TrainConfig, train
-    folder = Path(folder); (folder / 'noisy').mkdir(parents=True, exist_ok=True)
-    train_clean, test_clean = clean[:-1], clean[-1]
-    for i, c in enumerate(train_clean): write_tiff(folder / 'noisy' / f'movie_{i:02d}.tif', add_noise(c, photons, read_noise, seed + i), axes='TYX')
-    test_noisy = add_noise(test_clean, photons, read_noise, seed + 1000)
-    common = dict(scale=1, size=size, bs=bs, tiles_per_image=tiles_per_image, minutes=minutes, epochs=epochs, seed=seed,
-                  models_dir=str(folder / 'models'), valid_pct=0.25)
-    rows = {'noisy input': _scores(None, test_noisy, test_clean)}
     from pssr.data import hr_dataloaders
-    noise = Compose(Poisson(photons), AdditiveGaussian(read_noise, clip=False))
-    sup = TrainConfig(name='supervised', **common)
-    t0 = time.perf_counter()
-    learn = train(sup, dls=hr_dataloaders(list(train_clean), noise, scale=1, size=size, bs=bs, valid_pct=0.25, seed=seed,
-                                          tiles_per_image=tiles_per_image))
-    rows['supervised (clean targets)'] = {**_scores(learn.model.eval(), test_noisy, test_clean), 'minutes': (time.perf_counter() - t0) / 60}
-    for name, kw in (RUNS if runs is None else runs).items():
-        t0 = time.perf_counter()
-        learn = train(TrainConfig(name=name.replace(' ', '').replace(',', '_').replace('+', '_'), noisy=str(folder / 'noisy'), **common, **kw))
-        rows[name] = {**_scores(learn.model.eval(), test_noisy, test_clean), 'minutes': (time.perf_counter() - t0) / 60}
-        if kw.get('fnsm'): rows[name]['fnsm_radius'] = float(fnsm_modules(learn.model)[0].radius.detach())
-    return pd.DataFrame(rows).T
+    from pssr.learner import TrainConfig
+    folder = Path(folder); noisy = folder / 'noisy'; noisy.mkdir(parents=True, exist_ok=True)
+    train_clean, test_clean = clean[:-1], clean[-1]
+    for i, c in enumerate(train_clean):
+        write_tiff(noisy / f'stack_{i:02d}.tif', add_noise(c, photons, read_noise, seed + i), axes='ZYX' if mode == 'space' else 'TYX')
+    test_noisy = add_noise(test_clean, photons, read_noise, seed + 1000)
+    common = dict(scale=1, size=size, bs=bs, tiles_per_image=tiles_per_image, epochs=epochs, seed=seed, arch=arch, lr=lr,
+                  models_dir=str(folder / 'models'), valid_pct=0.25)
+    dkw = dict(size=size, bs=bs, valid_pct=0.25, seed=seed, tiles_per_image=tiles_per_image)
+    rows, history = {'noisy input': _scores(None, test_noisy, test_clean)}, {}
+    for name, kw in {**({'supervised (clean targets)': None} if supervised else {}), **(runs_for(mode) if runs is None else runs)}.items():
+        tag, kw = re.sub(r'\W+', '_', name).strip('_'), dict(kw or {})
+        nf = kw.get('n_frames', 1)
+        amend, fnsm = kw.get('amend', nf == 1), kw.get('fnsm', False)
+        if name.startswith('supervised'):
+            noise = Compose(Poisson(photons), AdditiveGaussian(read_noise, clip=False))
+            config, dls = TrainConfig(name=tag, **common), hr_dataloaders(list(train_clean), noise, scale=1, **dkw)
+        else:  # TrainConfig takes noisy data with one input frame only: the multi-frame variant gets its data as `dls`
+            data = dict(noisy=str(noisy), self_supervised=mode, amend=amend) if nf == 1 else dict(n_frames=nf)
+            config = TrainConfig(name=tag, fnsm=fnsm, **common, **data)
+            dls = noisy_dataloaders(str(noisy), mode, amend, n_frames=nf, **dkw)
+        learn, cpu, wall, n = fit_steps(config, dls, steps)
+        model = learn.model.eval()
+        rows[name] = {**_scores(BlindCentre(model) if nf > 1 else model, test_noisy, test_clean),
+                      'steps': n, 'cpu_min': cpu / 60, 'wall_min': wall / 60}
+        if fnsm: rows[name]['fnsm_radius'] = float(fnsm_modules(model)[0].radius.detach())
+        history[name] = [round(float(h['valid_loss']), 6) for h in learn.pssr_history]
+    table = pd.DataFrame(rows).T
+    table.attrs['valid_loss'] = history  # per epoch: has each model converged?
+    return table
+
+# %% ../nbs/16_self_supervised.ipynb #ss-sub-code
+SUBIMAGE_COMBINE = ('interleave', 'average')
+
+def restore_subimages(model, # a model trained on interleaved sub-images (`self_supervised='subsample'`), or its path
+                      image:np.ndarray, # 2D image (or (N, Y, X) stack of 2D images)
+                      combine:str='interleave', # 'interleave' (each phase at its own pixels) | 'average' (all four resampled and averaged)
+                      **kwargs, # passed to `pssr.predict.restore`
+                     ) -> np.ndarray:
+    "Restore `image` at the scale a sub-image model was trained on: its four 2×2 phases one by one, put back on the full grid."
+    from pssr.predict import restore, as_model
+    if combine not in SUBIMAGE_COMBINE: raise PssrInputError('combine', f'unknown {combine!r}', f'use one of {SUBIMAGE_COMBINE}')
+    x = np.asarray(image, np.float32)
+    if x.ndim == 3: return np.stack([restore_subimages(model, f, combine, **kwargs) for f in x])
+    model, (H, W) = as_model(model), x.shape
+    xp = np.pad(x, ((0, H % 2), (0, W % 2)), mode='reflect')  # even size: four equal phases
+    out = np.zeros(xp.shape, np.float32)
+    if combine == 'average': yy, xx = np.mgrid[:xp.shape[0], :xp.shape[1]].astype(np.float32)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            sub = restore(model, xp[dy::2, dx::2], **{'progress': False, **kwargs})
+            if combine == 'interleave': out[dy::2, dx::2] = sub
+            else: out += ndimage.map_coordinates(sub, [(yy - dy) / 2, (xx - dx) / 2], order=3, mode='nearest') / 4
+    return out[:H, :W]

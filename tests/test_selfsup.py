@@ -92,3 +92,22 @@ def test_too_few_frames_one_line(tmp_path):
     write_tiff(d / 'm.tif', np.random.default_rng(0).poisson(synthetic_timelapse(3, 48) * 50).astype(np.uint16), axes='TYX')
     code, out, err = run_cli('--noisy', d, '--self-supervised', 'time', '--models-dir', tmp_path / 'm', *TINY)
     assert code == 2 and 'needs 4' in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_multiframe_variant_never_sees_its_target(noisy_dir, tmp_path):
+    "n_frames=5 (frames t-2..t+2 without t -> t): trains through `train`, reloads, and the output at t ignores frame t."
+    from pssr.learner import train
+    from pssr.selfsup import noisy_dataloaders, BlindCentre
+    dls = noisy_dataloaders(str(noisy_dir), 'time', n_frames=5, size=32, bs=2, tiles_per_image=2)
+    xb, yb = dls.one_batch()
+    assert xb.shape[1:] == (5, 32, 32) and yb.shape[1:] == (1, 32, 32) and (xb[:, 2] == 0).all()
+    train(TrainConfig(name='mf', n_frames=5, scale=1, arch='unet_small', size=32, bs=2, epochs=1, models_dir=str(tmp_path)), dls=dls)
+    net, rec = load_model(tmp_path / 'mf')
+    assert net.n_frames == 5
+    stack = np.random.default_rng(2).poisson(synthetic_timelapse(6, 48, seed=7) * 200).astype(np.float32)
+    changed = stack.copy()
+    changed[3] = np.random.default_rng(3).permutation(stack[3].ravel()).reshape(stack[3].shape)  # frame t scrambled (same values: same normalisation)
+    out, out2 = (restore(BlindCentre(net), s, progress=False, pmin=0, pmax=100) for s in (stack, changed))
+    assert out.shape == stack.shape and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[3], out2[3])  # frame 3's estimate never used frame 3
+    assert not np.array_equal(out[2], out2[2])  # ... but its neighbours' estimates do
