@@ -247,8 +247,6 @@ class TrainConfig:
           f'unknown mode {self.self_supervised!r}', f'use one of {SELF_SUPERVISED}')
         c(self.self_supervised is None or self.noisy is not None, 'self_supervised', 'self-supervision needs noisy data',
           'pass noisy=FOLDER (pssr train --noisy DIR)')
-        c(self.noisy is None or self.n_frames == 1, 'n_frames', 'self-supervised training takes one input frame',
-          'use n_frames=1 (--frames 1)')
         for f in ('na', 'wavelength'):
             v = getattr(self, f)
             c(v is None or is_number(v, positive=True), f, f'must be a positive number or None, got {v!r}', 'e.g. na=1.4, wavelength=520 (nm)')

@@ -308,8 +308,8 @@ def config_dataloaders(config:TrainConfig, # the training config
     if config.hr is not None: return hr_dataloaders(config.hr, config.get_crappifier(), **kw)
     kw.pop('pixel_size')  # only HR images are resampled (before crappifying)
     if config.lr_dir is not None: return pair_dataloaders(config.lr_dir, config.hr_dir, **kw)
-    kw.pop('n_frames')  # self-supervision takes one frame (checked by TrainConfig)
-    if config.noisy is not None: return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **kw)
+    if config.noisy is not None:  # n_frames > 1: frames t-2..t+2 without t -> t (`pssr.selfsup`)
+        return noisy_dataloaders(config.noisy, config.self_supervised, config.amend, **kw)
     raise PssrInputError('TrainConfig', 'no training data given',
                          'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --lr-dir DIR --hr-dir DIR) or noisy=FOLDER (--noisy DIR)')
 

@@ -165,7 +165,7 @@ class BlindCentre(nn.Module):
     def __init__(self, model:nn.Module):
         super().__init__()
         self.model, self.scale, self.n_frames = model, model.scale, model.n_frames
-        for a in ('percentiles', 'size_multiple', 'model_name'):
+        for a in ('record', 'size_multiple'):
             if hasattr(model, a): setattr(self, a, getattr(model, a))
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:

@@ -66,7 +66,7 @@ def test_cli_other_modes(noisy_dir, tmp_path, mode, extra):
 
 @pytest.mark.parametrize('args, msg', [
     (['--self-supervised', 'tis'], 'invalid choice'),                       # unknown mode
-    (['--self-supervised', 'time', '--frames', 3], 'n_frames'),               # multi-frame input is not self-supervised here
+    (['--self-supervised', 'time', '--frames', 4], 'n_frames'),               # multi-frame input needs a centre frame (odd)
     (['--self-supervised', 'time', '--na', 1.2], 'wavelength'),               # OTF cut-off needs both
     (['--self-supervised', 'time', '--fnsm-radius', -1], 'fnsm-radius'),      # negative radius
     (['--self-supervised', 'time', '--size', 64], 'smaller than'),            # crop larger than the 48 px frames
@@ -111,3 +111,18 @@ def test_multiframe_variant_never_sees_its_target(noisy_dir, tmp_path):
     assert out.shape == stack.shape and np.isfinite(out).all()
     np.testing.assert_array_equal(out[3], out2[3])  # frame 3's estimate never used frame 3
     assert not np.array_equal(out[2], out2[2])  # ... but its neighbours' estimates do
+
+
+def test_multiframe_from_the_command_line(noisy_dir, tmp_path):
+    "`pssr train --noisy DIR --frames 5`: the saved model reloads blind to its centre frame, so `pssr predict` needs no flag."
+    from pssr.selfsup import BlindCentre
+    code, out, err = run_cli('--noisy', noisy_dir, '--self-supervised', 'time', '--frames', 5, '--scale', 1, '--name', 'mf5',
+                             '--models-dir', tmp_path, *TINY)
+    assert code == 0, err
+    net, rec = load_model(tmp_path / 'mf5')
+    assert isinstance(net, BlindCentre) and rec.n_frames == 5 and rec.config.noisy is not None
+    stack = np.random.default_rng(2).poisson(synthetic_timelapse(6, 48, seed=7) * 200).astype(np.float32)
+    changed = stack.copy()
+    changed[3] = np.random.default_rng(3).permutation(stack[3].ravel()).reshape(stack[3].shape)
+    out, out2 = (restore(net, s, progress=False, pmin=0, pmax=100) for s in (stack, changed))
+    np.testing.assert_array_equal(out[3], out2[3])
