@@ -525,8 +525,8 @@ def check_trust_outputs(args) -> list[Path]:
     "Preflight of `pssr predict --trust`: no OME-Zarr inputs; every `<stem>_trust.tif` writable, not an input, new unless `--overwrite`."
     from pssr.predict import is_zarr
     zarr = [f for f in args.inputs if is_zarr(f)]
-    if zarr: raise PssrInputError(zarr[0], '--trust reads the image into memory and does not take OME-Zarr',
-                                  'run without --trust, or export a region as TIFF')
+    if zarr: raise PssrInputError(zarr[0], '--consistency reads the image into memory and does not take OME-Zarr',
+                                  'run without --consistency, or export a region as TIFF')
     model = Path(args.model)
     reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
     return [check_output(trust_path(f, args.outdir), reads, args.overwrite, option='trust map') for f in args.inputs]

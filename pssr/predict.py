@@ -745,8 +745,9 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument('--bs', type=cli_number(int, 1), default=4, help='tiles per batch (default: 4)')
     p.add_argument('--overwrite', action='store_true', help='replace outputs that already exist')
     p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
-    p.add_argument('--trust', action='store_true', help="write <name>_trust.tif: how far the re-degraded restoration is from the "
-                   'input (hallucination guard), print its consistency and warn when it is worse than bilinear interpolation')
+    p.add_argument('--consistency', '--trust', dest='trust', action='store_true', help="hallucination guard (--trust is the same): write "
+                   '<name>_trust.tif, how far the re-degraded restoration is from the input; print its consistency PSNR and warn '
+                   'when it is worse than bilinear interpolation')
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda if available')
     p.add_argument('--channel', type=lambda v: int(v) if v.isdigit() else v, default=None,
                    help='channel (index or name) to restore in multi-channel files')
