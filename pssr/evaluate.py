@@ -23,13 +23,13 @@ from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_out
 
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'ALIGNMENTS', 'TRUST_SIGMA',
-           'TRUST_THRESHOLD', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair', 'nrmse',
-           'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
-           'baseline_upscale', 'alignment_of', 'clean_degradation', 'model_degradation', 'consistency', 'trust',
-           'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics', 'evaluate_image',
-           'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'match_pairs',
-           'pair_scale', 'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
-           'run_evaluate_cli', 'add_cli']
+           'TRUST_THRESHOLD', 'FORWARD_MODEL', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair',
+           'nrmse', 'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
+           'baseline_upscale', 'alignment_of', 'clean_degradation', 'pairs_forward_model', 'model_degradation',
+           'consistency', 'trust', 'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics',
+           'evaluate_image', 'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize',
+           'format_summary', 'match_pairs', 'pair_scale', 'evaluate_pairs', 'evaluate_synthetic', 'trust_path',
+           'check_trust_outputs', 'trust_file', 'run_evaluate_cli', 'add_cli']
 
 # %% ../nbs/07_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -221,10 +221,20 @@ def clean_degradation(crappifier=None, # a `Crappifier` (object or `to_dict()`),
         return hr
     return degrade
 
+FORWARD_MODEL = 'forward_model.json'  # `pssr register` writes the fitted forward model of the pairs under this name
+
+def pairs_forward_model(rec: dict) -> dict | None:
+    "The forward model `pssr register` fitted for the pairs a model was trained on (`<pairs>/forward_model.json`), if still there."
+    lr_dir = ((rec or {}).get('config') or {}).get('lr_dir')
+    p = Path(lr_dir).parent / FORWARD_MODEL if lr_dir else None
+    if p is None or not p.is_file(): return None
+    try: return json.loads(p.read_text())
+    except (OSError, ValueError) as e: raise PssrInputError(p, f'forward model unreadable ({e})', 'run pssr register again') from None
+
 def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network with `.scale`
                       scale: int | None = None, # the model's scale, if known (saves loading it)
                      ) -> Callable:
-    "`hr -> lr` without noise for a model: its training crappifier (from its JSON), else bilinear by its scale (pair-trained models)."
+    "`hr -> lr` without noise for a model: its training crappifier, or its pairs' fitted forward model, else bilinear by its scale."
     rec = {}
     if isinstance(model, (str, Path)):
         p = Path(model)
@@ -237,7 +247,8 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
             from pssr.predict import as_model
             scale = as_model(model).scale
     else: scale = scale or model.scale
-    return clean_degradation(rec.get('crappifier') if isinstance(rec, dict) else None, scale or rec.get('scale'))
+    rec = rec if isinstance(rec, dict) else {}
+    return clean_degradation(rec.get('crappifier') or pairs_forward_model(rec), scale or rec.get('scale'))
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
