@@ -1,15 +1,17 @@
-"""Adversarial (`--gan`) against pixel-loss training at equal epoch budget, on synthetic pairs.
+"""Adversarial (`--gan`) against pixel-loss fine-tuning at an equal number of optimiser steps, on simulated pairs.
 
-Both models see the same HR images (`pssr.data.synthetic`, crappified on the fly by PSSR's EM crappifier, 2x) for the
-same number of epochs: the pixel model for `pre + adv` one-cycle epochs, the GAN model for `pre` epochs of pixel
-pre-training and `adv` adversarial epochs. Both restore held-out images, scored by `pssr.evaluate` (PSNR, SSIM, FRC
-resolution in px: smaller is better; and the hallucination guard's consistency gain over bilinear).
+One pixel-loss model is pre-trained (`--pre` epochs of one-cycle, as `pssr train`); from the same weights, the pixel
+model is fine-tuned for `--adv` epochs with the pixel loss alone and each GAN model for the same number of generator
+steps with pixel + `w` x patch-critic loss (`pssr.gan.gan_learner`; its critic steps come on top), all at a tenth of the
+peak learning rate, as `pssr.gan.train_gan`. Steps do not depend on the machine's load; CPU seconds are reported too.
+Held-out images are scored by `pssr.evaluate` (PSNR, SSIM, FRC resolution in px: smaller is better; the guard's
+consistency gain over bilinear).
 
-    .venv/bin/python bench/gan_vs_pixel.py --pre 6 --adv 6 --kind fluo
+    .venv/bin/python bench/gan_vs_pixel.py --pre 40 --adv 20 --crappifier em --weights 0.005 0.02 0.1
 
-Writes bench/results/gan_vs_pixel.json with the machine's load average. Not a test: minutes on a CPU.
+Writes bench/results/gan_vs_pixel_<crappifier>.json with the machine's load average. Not a test: minutes on a CPU.
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, dataclasses, json, os, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np, torch
@@ -17,45 +19,70 @@ import numpy as np, torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pssr.io import atomic_write
-from pssr.data import synthetic, write_synthetic
+from pssr.data import synthetic, write_synthetic, with_train_tiles
 from pssr.crappify import get_crappifier
-from pssr.evaluate import evaluate_image, model_degradation
-from pssr.learner import TrainConfig, train
+from pssr.evaluate import evaluate_image, clean_degradation
+from pssr.learner import TrainConfig, train, DEFAULT_LR
+from pssr.gan import gan_learner
 from pssr.predict import restore
+
+COLS = ('psnr', 'ssim', 'frc_px', 'consistency_gain')
+
+
+def score(net, tests, degrade) -> dict:
+    "Mean metrics of `net` and of bilinear over the held-out `(lr, gt)` pairs."
+    net.eval()
+    rows = []
+    for i, (lr, gt) in enumerate(tests):
+        t = evaluate_image(lr, gt, 2, lambda x: restore(net, x, progress=False), name=f'test{i}', degrade=degrade).table.set_index('method')
+        rows.append({**{k: float(t.loc['model', k]) for k in COLS}, **{f'bilinear_{k}': float(t.loc['bilinear', k]) for k in ('psnr', 'ssim', 'frc_px')}})
+    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--pre', type=int, default=6); ap.add_argument('--adv', type=int, default=6)
-    ap.add_argument('--kind', default='fluo'); ap.add_argument('--n-train', type=int, default=6)
-    ap.add_argument('--n-test', type=int, default=4); ap.add_argument('--size', type=int, default=256)
+    ap.add_argument('--pre', type=int, default=40, help='pixel-loss pre-training epochs (shared)')
+    ap.add_argument('--adv', type=int, default=20, help='fine-tuning epochs of the pixel model (GAN: the same generator steps)')
+    ap.add_argument('--weights', type=float, nargs='+', default=[0.005, 0.02, 0.1], help='adversarial weights to try')
+    ap.add_argument('--crappifier', default='em'); ap.add_argument('--kind', default='fluo')
+    ap.add_argument('--n-train', type=int, default=6); ap.add_argument('--n-test', type=int, default=4)
+    ap.add_argument('--size', type=int, default=256)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp())
     write_synthetic(tmp / 'hr', a.kind, n=a.n_train, size=a.size, seed=0)
-    common = dict(hr=str(tmp / 'hr'), crappifier='em', arch='unet_small', scale=2, size=64, bs=4, tiles_per_image=8, lr=4e-3,
-                  models_dir=str(tmp / 'models'), seed=0)
-    runs, t = {}, {}
-    for name, kw in (('pixel', dict(epochs=a.pre + a.adv)), ('gan', dict(epochs=a.pre, loss='gan', gan_epochs=a.adv))):
-        t0 = time.perf_counter(); train(TrainConfig(name=name, **common, **kw)); t[name] = time.perf_counter() - t0
-        runs[name] = tmp / 'models' / f'{name}.pth'
-    crap, rows = get_crappifier('em', 2), []
+    cfg = TrainConfig(name='pre', hr=str(tmp / 'hr'), crappifier=a.crappifier, arch='unet_small', scale=2, size=64, bs=4, tiles_per_image=8,
+                      lr=4e-3, models_dir=str(tmp / 'models'), seed=0, epochs=a.pre)
+    crap = cfg.get_crappifier()
+    tests = []
     for i in range(a.n_test):
         gt = synthetic(a.kind, n=1, size=a.size, seed=100 + i)[0]
-        lr = np.asarray(crap(gt, np.random.default_rng(100 + i)), np.float32)
-        for name, m in runs.items():
-            tab = evaluate_image(lr, gt, 2, lambda x, m=m: restore(m, x, progress=False), name=f'{a.kind}{i}',
-                                 degrade=model_degradation(m)).table.set_index('method')
-            rows.append(dict(image=i, model=name, **{k: float(tab.loc['model', k]) for k in ('psnr', 'ssim', 'frc_px', 'consistency_gain')},
-                             bilinear_psnr=float(tab.loc['bilinear', 'psnr']), bilinear_frc_px=float(tab.loc['bilinear', 'frc_px'])))
+        tests.append((np.asarray(crap(gt, np.random.default_rng(100 + i)), np.float32), gt))
+    degrade = clean_degradation(crap, 2)
+    t0 = time.process_time()
+    learn = train(cfg)
+    nb = len(learn.dls.train)
+    res = dict(args=vars(a), batches_per_epoch=nb, runs={'pretrained': dict(steps=a.pre * nb, cpu_s=round(time.process_time() - t0, 1),
+                                                                             **score(learn.model, tests, degrade))})
+    state = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    for w in [None, *a.weights]:
+        learn.model.load_state_dict(state); torch.manual_seed(0)
+        t0 = time.process_time()
+        if w is None:
+            learn.fit(a.adv, (cfg.lr or DEFAULT_LR) / 10); net, name, gen_steps = learn.model, 'pixel', a.adv * nb
+        else:  # one critic step per generator step: twice the epochs for the same generator steps
+            g = gan_learner(learn, dataclasses.replace(cfg, loss='gan', gan_weight=w))
+            g.fit(2 * a.adv, (cfg.lr or DEFAULT_LR) / 10); net, name, gen_steps = g.model.generator, f'gan_w{w:g}', a.adv * nb
+        res['runs'][name] = dict(steps=a.pre * nb + gen_steps, fine_tune_generator_steps=gen_steps,
+                                 fine_tune_cpu_s=round(time.process_time() - t0, 1), **score(net, tests, degrade))
+        print(name, res['runs'][name], flush=True)
+    res['loadavg'] = os.getloadavg()
+    res['cpu'] = 'AMD EPYC, 2 cores shared with other jobs; 1 torch thread'
+    out = ROOT / 'bench' / 'results' / f'gan_vs_pixel_{a.crappifier}.json'
+    with atomic_write(out, 'w') as f: json.dump(res, f, indent=1)
     import pandas as pd
-    df = pd.DataFrame(rows)
-    summary = df.groupby('model').mean(numeric_only=True).drop(columns='image')
-    print(summary.round(3).to_string())
-    out = dict(args=vars(a), train_seconds=t, loadavg=os.getloadavg(), rows=rows, summary=summary.reset_index().to_dict('records'))
-    res = ROOT / 'bench' / 'results' / 'gan_vs_pixel.json'
-    with atomic_write(res, 'w') as f: json.dump(out, f, indent=1)
-    print('load average', os.getloadavg(), '->', res)
+    print(pd.DataFrame(res['runs']).T.to_string())
+    print('load average', res['loadavg'], '->', out)
 
 
 if __name__ == '__main__': main()

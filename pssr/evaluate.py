@@ -25,13 +25,14 @@ from .crappify import ALIGNMENTS  # pixel alignments of bilinear resampling, sha
 
 # %% auto #0
 __all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'TRUST_SIGMA', 'TRUST_THRESHOLD',
-           'METHOD_LABELS', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair', 'nrmse',
-           'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
-           'baseline_upscale', 'alignment_of', 'clean_degradation', 'model_degradation', 'consistency', 'trust',
-           'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics', 'evaluate_image',
-           'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations', 'plot_evaluation',
-           'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale', 'evaluate_pairs',
-           'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file', 'run_evaluate_cli', 'add_cli']
+           'FORWARD_MODEL', 'METHOD_LABELS', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair',
+           'nrmse', 'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
+           'baseline_upscale', 'alignment_of', 'clean_degradation', 'pairs_forward_model', 'model_degradation',
+           'consistency', 'trust', 'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics',
+           'evaluate_image', 'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations',
+           'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale',
+           'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
+           'run_evaluate_cli', 'add_cli']
 
 # %% ../nbs/07_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -222,10 +223,20 @@ def clean_degradation(crappifier=None, # a `Crappifier` (object or `to_dict()`),
         return hr
     return degrade
 
+FORWARD_MODEL = 'forward_model.json'  # `pssr register` writes the fitted forward model of the pairs under this name
+
+def pairs_forward_model(rec: ModelRecord | None) -> dict | None:
+    "The forward model `pssr register` fitted for the pairs a model was trained on (`<pairs>/forward_model.json`), if still there."
+    lr_dir = rec.config.lr_dir if rec is not None and rec.config is not None else None
+    p = Path(lr_dir).parent / FORWARD_MODEL if lr_dir else None
+    if p is None or not p.is_file(): return None
+    try: return json.loads(p.read_text())
+    except (OSError, ValueError) as e: raise PssrInputError(p, f'forward model unreadable ({e})', 'run pssr register again') from None
+
 def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network with `.scale`
                       scale: int | None = None, # the model's scale, if known (saves loading it)
                      ) -> Callable:
-    "`hr -> lr` without noise for a model: its training crappifier (from its JSON), else bilinear by its scale (pair-trained models)."
+    "`hr -> lr` without noise for a model: its training crappifier, or its pairs' fitted forward model, else bilinear by its scale."
     rec = getattr(model, 'record', None)
     if isinstance(model, (str, Path)):
         p = Path(model)
@@ -235,7 +246,7 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
             from pssr.predict import as_model
             scale = as_model(model).scale
     else: scale = scale or model.scale
-    return clean_degradation(rec.crappifier if rec is not None else None, scale or rec.scale)
+    return clean_degradation((rec.crappifier or pairs_forward_model(rec)) if rec is not None else None, scale or rec.scale)
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
@@ -550,8 +561,8 @@ def check_trust_outputs(args) -> list[Path]:
     "Preflight of `pssr predict --trust`: no OME-Zarr inputs; every `<stem>_trust.tif` writable, not an input, new unless `--overwrite`."
     from pssr.predict import is_zarr
     zarr = [f for f in args.inputs if is_zarr(f)]
-    if zarr: raise PssrInputError(zarr[0], '--trust reads the image into memory and does not take OME-Zarr',
-                                  'run without --trust, or export a region as TIFF')
+    if zarr: raise PssrInputError(zarr[0], '--consistency reads the image into memory and does not take OME-Zarr',
+                                  'run without --consistency, or export a region as TIFF')
     model = Path(args.model)
     reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
     return [check_output(trust_path(f, args.outdir), reads, args.overwrite, option='trust map') for f in args.inputs]

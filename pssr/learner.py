@@ -30,7 +30,7 @@ __all__ = ['CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'use_fp16_learner', '
            'EpochSeed', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'Checkpoint',
            'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
            'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'train', 'use_best_weights', 'match_config',
-           'fnsm_config', 'as_config', 'init_from', 'patch_critic', 'gan_learner', 'train_gan']
+           'fnsm_config', 'as_config', 'init_from']
 
 # %% ../nbs/05_learner.ipynb #35c933d0
 def _dls_device(dls) -> torch.device:
@@ -340,7 +340,9 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
          ) -> Learner:
     "Train a PSSR model with one-cycle, checkpointing every epoch; save `<models_dir>/<name>.pth` + `.json`."
     config, t0 = as_config(config), time.perf_counter()
-    if config.loss == 'gan': return train_gan(config, cbs, dls)
+    if config.loss == 'gan':
+        from pssr.gan import train_gan  # lazy: pssr.gan builds on this module
+        return train_gan(config, cbs, dls)
     config = fnsm_config(match_config(config))
     if config.device and config.device.startswith('cuda') and not torch.cuda.is_available():
         warnings.warn(f'{config.device} was requested but CUDA is not available: training on the CPU')
@@ -429,40 +431,3 @@ def init_from(model:PSSRNet, # the network
     try: model.load_state_dict(init.state_dict())
     except RuntimeError as e: raise PssrInputError(path, f'--init-model weights do not fit ({str(e).splitlines()[0]})', 'use the same architecture') from None
     return model
-
-# %% ../nbs/05_learner.ipynb #c6751889
-def patch_critic(nf:int=32, # features of the first convolution (doubled at each step)
-                 n_down:int=3, # stride-2 convolutions: each output logit judges a (2**n_down * 3)-pixel patch
-                ) -> torch.nn.Module:
-    "A small PatchGAN critic for 1-channel HR images: one real/fake logit per patch, flattened to (B, n_patches)."
-    from fastai.layers import ConvLayer, NormType, Flatten
-    act, layers, ni = partial(torch.nn.LeakyReLU, 0.2), [], 1
-    for i in range(n_down):
-        layers.append(ConvLayer(ni, nf * 2**i, ks=4, stride=2, padding=1, act_cls=act, norm_type=NormType.Spectral if i else None))
-        ni = nf * 2**i
-    return torch.nn.Sequential(*layers, torch.nn.Conv2d(ni, 1, 3, padding=1), Flatten())
-
-def gan_learner(learn:Learner, # a (pixel-loss pre-trained) PSSR learner: its model is the generator
-                config:TrainConfig, # `gan_pixel_loss` and `gan_weight` set the generator's loss
-               ) -> Learner:
-    "A fastai `GANLearner` on `learn`'s data: the PSSR U-Net as generator (pixel + `gan_weight` x adversarial loss), a patch critic."
-    from fastai.vision.gan import GANLearner, AdaptiveLoss, gan_loss_from_func, FixedGANSwitcher
-    torch.manual_seed(config.seed)
-    gen_loss, crit_loss = gan_loss_from_func(get_loss(config.gan_pixel_loss), AdaptiveLoss(torch.nn.BCEWithLogitsLoss()),
-                                             weights_gen=(config.gan_weight, 1.0))
-    return GANLearner(learn.dls, unwrap(learn.model), patch_critic().to(_dls_device(learn.dls)), gen_loss, crit_loss,
-                      switcher=FixedGANSwitcher(n_crit=1, n_gen=1), show_img=False, opt_func=opt_func_for(learn.dls),
-                      wd=config.wd, path=Path(config.models_dir), model_dir='.', metrics=[psnr_metric, ssim_metric])
-
-def train_gan(config:TrainConfig, # `loss='gan'`
-              cbs=None, dls=None) -> Learner:
-    "Pre-train with `gan_pixel_loss` (as `train`), fine-tune adversarially for `gan_epochs`; save the generator like any PSSR model."
-    config = fnsm_config(match_config(config))
-    learn = train(dataclasses.replace(config, loss=config.gan_pixel_loss, match=None), cbs, dls)
-    glearn = gan_learner(learn, config)
-    n = config.gan_epochs or max(1, config.epochs // 2)
-    print(f'Adversarial fine-tuning: {n} epochs, pixel {config.gan_pixel_loss} + {config.gan_weight:g} x patch-critic loss')
-    glearn.fit(n, (config.lr or DEFAULT_LR) / 10)  # a tenth of the one-cycle peak: fine-tuning, as decrappify's GAN phase
-    if rank_distrib() == 0: save_model(learn, Path(config.models_dir)/config.name, config)
-    return learn
-

@@ -50,11 +50,13 @@ def restore_layer(model, # a PSSR network, or a saved model path (.pth/.json/bio
                   name:str='image', # the input layer's name
                   scale=None, translate=None, # the input layer's geometry (see `yx_geometry`)
                   tta:bool=False, # also return the TTA uncertainty layer
+                  consistency:bool=False, # also return the hallucination guard's consistency map (`pssr.evaluate.trust`)
+                  degrade=None, # `hr -> lr` for that map; None: `model_degradation(model)`
                   tile:int|None=None, overlap:int|None=None, # tiling (LR px); None: `restore`'s defaults
                   progress=False, # `restore`'s progress bar: bool, or a tqdm-compatible class (napari's `progress`)
                   device:str|None=None # 'cpu' | 'cuda' | None (CUDA if available)
                  ) -> list[tuple]:
-    "Restore `data` with `model`: napari layer-data tuples for the restored image (and, with `tta`, its uncertainty)."
+    "Restore `data` with `model`: napari layer-data tuples for the restored image (and its uncertainty, consistency map)."
     net = as_model(model, device)
     out = restore(net, data, tile=tile, overlap=overlap, tta=tta, progress=progress, device=device)
     pred, std = out if tta else (out, None)
@@ -65,6 +67,12 @@ def restore_layer(model, # a PSSR network, or a saved model path (.pth/.json/bio
     if tta:
         layers.append((std, dict(name=f'{name} pssr uncertainty [{mname}]', colormap='magma', blending='additive',
                                  contrast_limits=(0.0, float(np.percentile(std, 99.9)) or 1.0), metadata=meta, **geo), 'image'))
+    if consistency:
+        from pssr.evaluate import trust, model_degradation, format_trust
+        tmap, stats = trust(data, pred, degrade or model_degradation(model if isinstance(model, (str, Path)) else net, s), std, name=name)
+        cmeta = dict(pssr={**meta['pssr'], 'consistency': stats})
+        layers.append((tmap, dict(name=f'{name} pssr consistency [{mname}] {format_trust(stats)}', colormap='magma', blending='additive',
+                                  contrast_limits=(0.0, float(np.percentile(tmap, 99.9)) or 1.0), metadata=cmeta, **geo), 'image'))
     return layers
 
 # %% ../nbs/15_napari.ipynb #0b62ff69
@@ -133,19 +141,22 @@ def restore_widget():
     from napari.types import LayerDataTuple
     from qtpy.QtCore import QTimer
 
-    def pssr_restore(image:Image, model:Path=Path('models/pssr.pth'), tta:bool=False, tile:int=0,
+    def pssr_restore(image:Image, model:Path=Path('models/pssr.pth'), tta:bool=False, consistency:bool=False, tile:int=0,
                      device:str='auto') -> FunctionWorker[list[LayerDataTuple]]:
         if image is None: raise PssrInputError('image', 'no image layer selected', 'open an image and select it')
         data, geo = layer_image(image)
         dev = None if device == 'auto' else device
+        from pssr.evaluate import model_degradation
         net = as_model(model, dev)  # a missing or unreadable model fails here, before the worker starts
         worker = thread_worker(restore_layer, start_thread=False)(net, data, geo['name'], geo['scale'], geo['translate'],
-                                                                   tta=tta, tile=tile or None, progress=napari_progress, device=dev)
+                                                                   tta=tta, consistency=consistency, degrade=model_degradation(model, net.scale) if consistency else None,
+                                                                   tile=tile or None, progress=napari_progress, device=dev)
         QTimer.singleShot(0, worker.start)  # after napari has connected the worker's result to the viewer
         return worker
     return magicgui(pssr_restore, call_button='Restore',
                     model=dict(label='model', filter=MODEL_FILTER, tooltip='a pssr .pth/.json or a bioimage.io .zip'),
                     tta=dict(label='TTA uncertainty', tooltip='average the 8 flips/rotations; add their std as a layer'),
+                    consistency=dict(label='consistency map', tooltip='hallucination guard: where the re-degraded restoration differs from the input'),
                     tile=dict(label='tile (LR px, 0 = auto)', min=0, max=4096, step=32),
                     device=dict(choices=['auto', 'cpu', 'cuda']))
 

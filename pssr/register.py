@@ -15,12 +15,14 @@ from tqdm.auto import tqdm
 from .io import (PssrInputError, atomic_dir, check_ndim, check_not_constant, check_output, cli_number, normalize_percentile,
                  read_image, write_tiff)
 from .data import match_pairs
-from .evaluate import write_csv
+from .evaluate import write_csv, fit_affine, FORWARD_MODEL
+from .crappify import Blur, Compose, Downsample
 
 # %% auto #0
-__all__ = ['MIN_CORR', 'MAX_SCALE_ERROR', 'MAX_RESIDUAL', 'SCALES', 'Similarity', 'lr_to_hr', 'fine_grid', 'antialias', 'warp_hr',
-           'simulate_pair', 'ncc', 'coarse_similarity', 'refine_similarity', 'nearest_scale', 'valid_box', 'block_mean',
-           'Registration', 'nominal_ratio', 'register_pair', 'register_folder', 'register_cli']
+__all__ = ['MIN_CORR', 'MAX_SCALE_ERROR', 'MAX_RESIDUAL', 'SCALES', 'FORWARD_SIGMAS', 'Similarity', 'lr_to_hr', 'fine_grid',
+           'antialias', 'warp_hr', 'simulate_pair', 'ncc', 'coarse_similarity', 'refine_similarity', 'nearest_scale',
+           'valid_box', 'block_mean', 'Registration', 'nominal_ratio', 'register_pair', 'fit_blur', 'forward_model',
+           'register_folder', 'register_cli']
 
 # %% ../nbs/17_register.ipynb #4ff7dcc9
 MIN_CORR = 0.5                   # a pair whose correlation after alignment is below this shows two different fields
@@ -222,6 +224,22 @@ def register_pair(lr:np.ndarray, # LR image (2D)
                              'check the pairing (file names), the pixel sizes (--ratio), or lower --min-corr if the modalities really differ this much')
     return Registration(name, t, r0, src, k, corr, resid, box, lr_out, hr_out)
 
+# %% ../nbs/17_register.ipynb #f14af0d9
+FORWARD_SIGMAS = np.arange(0, 8.01, 0.1)  # HR px: the blurs `fit_blur` tries
+
+def fit_blur(lr:np.ndarray, # aligned LR image
+             hr:np.ndarray, # aligned HR image, `scale` times larger
+             scale:int, # HR px per LR px
+             sigmas=FORWARD_SIGMAS) -> float:
+    "Gaussian sigma (HR px) that, before area binning by `scale`, best maps `hr` onto `lr` (gain and offset fitted)."
+    x, h = normalize_percentile(lr).astype(np.float64), normalize_percentile(hr).astype(np.float64)
+    err = [np.mean((x - fit_affine(x, block_mean(ndimage.gaussian_filter(h, s), scale))) ** 2) for s in sigmas]
+    return float(sigmas[int(np.argmin(err))])
+
+def forward_model(sigma:float, scale:int) -> Compose:
+    "The crappifier (noise-free) an LR instrument applies to the HR one: Gaussian blur, then area binning."
+    return Compose(Blur(sigma=float(sigma)), Downsample(scale=int(scale), method='area'))
+
 # %% ../nbs/17_register.ipynb #4e6060a4
 def _as_dtype(x:np.ndarray, dtype:str) -> np.ndarray:
     "`x` in the integer type `dtype` (rounded, clipped), or float32."
@@ -239,7 +257,7 @@ def register_folder(lr_dir, # folder of LR images
                     out, # output folder: lr/, hr/, registration.csv
                     ratio:float|None=None, scale:int|None=None, min_corr:float=MIN_CORR,
                     overwrite:bool=False, progress:bool=True) -> pd.DataFrame:
-    "Register every LR/HR pair, write the aligned pairs and a CSV report; return the report."
+    "Register every LR/HR pair, write the aligned pairs, a CSV report and the fitted forward model; return the report."
     if not 0 < min_corr <= 1: raise PssrInputError('--min-corr', f'must be a correlation in (0, 1], got {min_corr}', f'e.g. {MIN_CORR}')
     out = check_output(out, [lr_dir, hr_dir], overwrite, folder=True, option='-o/--outdir')
     pairs = match_pairs(lr_dir, hr_dir)
@@ -257,11 +275,12 @@ def register_folder(lr_dir, # folder of LR images
             px = lm.pixel_size
             write_tiff(tmp/'lr'/f'{lp.stem}.tif', _as_dtype(reg.lr, lm.dtype), px)
             write_tiff(tmp/'hr'/f'{lp.stem}.tif', _as_dtype(reg.hr, hm.dtype), px / reg.out_scale if px else None)
-            rows.append(reg.row()); done += 1
+            rows.append({**reg.row(), 'blur_sigma': fit_blur(reg.lr, reg.hr, reg.out_scale)}); done += 1
         table = pd.DataFrame(rows)
         if not done:
             raise PssrInputError(lr_dir, f'no pair could be registered ({"; ".join(table.problem)})', 'check the pairing of the two folders')
         write_csv(table, tmp/'registration.csv')
+        forward_model(table.blur_sigma.median(), scale).save(tmp/FORWARD_MODEL)
     print(f'Registered {done}/{len(pairs)} pair(s) at scale {scale} into {out}' + (f' ({len(pairs) - done} refused, see registration.csv)' if done < len(pairs) else ''))
     return table
 

@@ -79,11 +79,12 @@ def test_model_degradation_reads_json(tiny_model):
     np.testing.assert_allclose(model_degradation(model)(x), downsample(x, 2), atol=1e-9)
 
 
-def test_cli_predict_trust(tiny_model, capsys):
+def test_cli_predict_consistency(tiny_model, capsys):
+    "`--consistency` (the issue's name; `--trust` is the same flag) writes the trust map and prints the consistency PSNR."
     from pssr.cli import main
     model, tmp = tiny_model
     src = write_tiff(tmp / 'in' / 'a.tif', (synthetic('em', n=1, size=64, seed=5)[0] * 1000).astype(np.float32), pixel_size=0.2)
-    args = ['predict', str(model), str(src), '-o', str(tmp / 'out'), '-q', '--trust', '--tta']
+    args = ['predict', str(model), str(src), '-o', str(tmp / 'out'), '-q', '--consistency', '--tta']
     assert main(args) == 0
     out = capsys.readouterr().out
     tmap, meta = read_image(tmp / 'out' / 'a_trust.tif')
