@@ -57,19 +57,19 @@ def test_register_reports_non_integer_ratio(registered):
 
 def train_and_evaluate(d:Path, out:dict, name:str, *extra) -> pd.DataFrame:
     "`pssr train --pairs` on the registered training pairs, `pssr evaluate` on the registered test pair: the summary by method."
-    r = pssr('train', '--pairs', out['train']/'lr', out['train']/'hr', '--scale', '2', '--arch', 'unet_small', '--size', '64',
-             '--bs', '4', '--lr', '4e-3', '--name', name, '--models-dir', d/'models', *extra)
+    r = pssr('train', '--lr-dir', out['train']/'lr', '--hr-dir', out['train']/'hr', '--scale', '2', '--arch', 'unet_small', '--size', '64',
+             '--bs', '4', '--lr-max', '4e-3', '--name', name, '--models-dir', d/'models', *extra)
     assert r.returncode == 0, r.stderr[-2000:]
     model = d/'models'/f'{name}.pth'
     assert model.exists() and (d/'models'/f'{name}.json').exists()
-    r = pssr('evaluate', '--model', model, '--lr', out['test']/'lr', '--hr', out['test']/'hr', '-o', d/f'ev_{name}', '--no-progress')
+    r = pssr('evaluate', '--model', model, '--lr-dir', out['test']/'lr', '--hr-dir', out['test']/'hr', '-o', d/f'ev_{name}', '-q')
     assert r.returncode == 0, r.stderr[-2000:]
     return pd.read_csv(d/f'ev_{name}'/'summary.csv').set_index('method')
 
 
 def test_register_train_evaluate_beats_bilinear(registered):
     d, out = registered
-    s = train_and_evaluate(d, out, 'pixel', '--tiles', '24', '--epochs', '3')
+    s = train_and_evaluate(d, out, 'pixel', '--tiles', '24', '--epochs', '6')
     assert s.loc['model', 'psnr_mean'] > s.loc['bilinear', 'psnr_mean'] + 0.1, s.to_string()
     assert s.loc['model', 'ssim_mean'] > s.loc['bilinear', 'ssim_mean']
     # the guard re-degrades with the forward model `pssr register` fitted (blur + binning): a correct deblurring is consistent
