@@ -19,7 +19,7 @@ child's peak RSS from `os.wait4` (the kernel's ru_maxrss of that child, the per-
 machine these numbers are distorted, they are results only when run on an idle machine.
 
 A full run (the default `--out`) also rewrites README's big-data table from the JSON (`--readme` does only that).
-Torch threads default to all cores (the lead's idle-machine run); about 8 minutes on 2 idle cores.
+Torch threads default to all cores; the sizes are chosen to finish in about 10 minutes on 2 idle cores.
 
     .venv/bin/python bench/predict_speed.py                         # full sizes; writes the JSON and README's table
     .venv/bin/python bench/predict_speed.py --divide 8 --out /tmp/predict_speed_small.json   # a quick smoke run

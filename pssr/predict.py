@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['MULTIPLE', 'MAX_MEMORY', 'MEMORY_MARGIN', 'BIG_TILE', 'OUTPUT_DTYPES', 'SPACE_UNITS', 'AXIS_TYPES', 'tile_starts',
-           'blend_ramp', 'check_tiling', 'reflect_pad', 'pad_to_multiple', 'n_tiles', 'tile_edges', 'predict_tiled',
-           'get_device', 'dihedral', 'undo_dihedral', 'model_fn', 'model_name', 'as_model', 'PeakTracker',
-           'forward_bytes_per_pixel', 'parse_memory', 'process_rss', 'memory_left', 'output_bytes', 'auto_tile',
-           'auto_block', 'fit_tile', 'receptive_halo', 'default_overlap', 'size_robust', 'tiling_defaults',
-           'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path',
-           'is_zarr', 'provenance', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype', 'dtype_note',
+           'blend_ramp', 'check_tiling', 'reflect_pad', 'pad_to_multiple', 'mirror_border', 'block_halo', 'n_tiles',
+           'tile_edges', 'predict_tiled', 'get_device', 'dihedral', 'undo_dihedral', 'model_fn', 'model_name',
+           'as_model', 'PeakTracker', 'forward_bytes_per_pixel', 'parse_memory', 'process_rss', 'memory_left',
+           'output_bytes', 'auto_tile', 'auto_block', 'fit_tile', 'receptive_halo', 'default_overlap', 'size_robust',
+           'tiling_defaults', 'reflect_index', 'frame_windows', 'check_input', 'percentiles', 'frame_inputs', 'restore',
+           'output_path', 'is_zarr', 'provenance', 'check_dtype', 'value_range', 'to_dtype', 'from_dtype', 'dtype_note',
            'predict_file', 'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks', 'iter_blocks',
            'write_ome_zarr', 'read_ome_zarr', 'sample_pixels', 'zarr_percentile_range', 'halo_slices', 'read_block',
            'restore_blocks', 'lazy_plan', 'write_blocks', 'scratch_arrays', 'write_pyramid', 'tiff_tiles',
@@ -84,13 +84,23 @@ def pad_to_multiple(x:np.ndarray, multiple:int=MULTIPLE) -> np.ndarray:
     "Reflect-pad the end of the last two axes of `x` (C, h, w) up to a multiple of `multiple`."
     return reflect_pad(x, 0, -x.shape[-2] % multiple, 0, -x.shape[-1] % multiple)
 
+def mirror_border(overlap:int) -> int:
+    "The mirrored border `predict_tiled` adds around an image (LR px): half the overlap, at least the effective receptive radius."
+    return overlap // 2
+
+def block_halo(overlap:int) -> int:
+    "Real neighbouring pixels read around an out-of-core block (LR px): with the mirrored border, twice the overlap of context at block joins."
+    return 2 * overlap - mirror_border(overlap)
+
 def n_tiles(shape:tuple, tile:int, overlap:int) -> int:
     "Number of tiles `predict_tiled` uses for an image of `shape` (…, Y, X)."
-    return len(tile_starts(shape[-2] + 2 * overlap, tile, overlap)) * len(tile_starts(shape[-1] + 2 * overlap, tile, overlap))
+    b = 2 * mirror_border(overlap)
+    return len(tile_starts(shape[-2] + b, tile, overlap)) * len(tile_starts(shape[-1] + b, tile, overlap))
 
 def tile_edges(size:int, tile:int, overlap:int, scale:int=1, blend:bool=True) -> list[int]:
     "Output positions along one axis (image coordinates) where a tile, or its blending weight, starts or stops (for seam checks)."
-    starts = [t - overlap for t in tile_starts(size + 2 * overlap, tile, overlap)]  # tiles of the border-padded image
+    pad = mirror_border(overlap)
+    starts = [t - pad for t in tile_starts(size + 2 * pad, tile, overlap)]  # tiles of the border-padded image
     m = overlap // 4 if blend else 0
     e = {p for t in starts[1:] for p in (t, t + m)} | {p for t in starts[:-1] for p in (t + tile, t + tile - m)}
     return sorted(p * scale for p in e if 0 < p < size)
@@ -100,7 +110,7 @@ def predict_tiled(fn:Callable, # batch function: (B, C, h, w) float32 -> (B, K, 
                   image:np.ndarray, # (Y, X) or (C, Y, X)
                   scale:int, # output/input size ratio
                   tile:int|None=None, # tile side (LR px); None: the whole (border-padded) image in one tile
-                  overlap:int=0, # minimum overlap between tiles, and mirrored border added around the image (LR px)
+                  overlap:int=0, # minimum overlap between tiles (LR px); half of it is the mirrored border added around the image
                   bs:int=4, # tiles per batch
                   blend:bool=True, # raised-cosine blending; False averages overlaps uniformly (shows seams)
                   pbar=None, # a tqdm bar to advance by one per tile
@@ -109,8 +119,8 @@ def predict_tiled(fn:Callable, # batch function: (B, C, h, w) float32 -> (B, K, 
     "Apply `fn` to overlapping tiles of `image` and blend the outputs: (Y*scale, X*scale), or (K, …) when K > 1."
     x = np.asarray(image, np.float32)
     x = x[None] if x.ndim == 2 else x
-    check_tiling(tile or max(x.shape) + 2 * overlap, overlap)
-    pad = overlap  # mirrored border: the image edge looks the same to the network whatever the tiling
+    pad = mirror_border(overlap)  # the image edge looks the same to the network whatever the tiling
+    check_tiling(tile or max(x.shape) + 2 * pad, overlap)
     x = reflect_pad(x, pad, pad, pad, pad)
     _, H, W = x.shape
     tile = tile or max(H, W)
@@ -303,7 +313,7 @@ def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None,
                     tta:bool=False, budget:int=MAX_MEMORY,
                     reserve:int=0, # bytes of image buffers the caller holds (see `auto_tile`)
                     size:int|None=None, # longest side (LR px) of the region the tiles cover: an automatic tile is fitted to it
-                    borders:int=1 # overlaps added to each side of that region (the mirrored border; out of core also the halo)
+                    halo:bool=False # out of core: that region also carries a `block_halo` on each side
                    ) -> tuple[int, int, int]:
     "`tile` (from the memory `budget`, or the training crop size of a tile-size-dependent model), `overlap` (from the receptive field) and `bs`."
     if tile is None and not size_robust(model):
@@ -315,7 +325,8 @@ def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None,
         tile = auto_tile(model, n, tta, budget, reserve)
         while bs is None and n > 1 and tile < BIG_TILE: n //= 2; tile = auto_tile(model, n, tta, budget, reserve)
     if overlap is None: overlap = default_overlap(model, tile)
-    if auto and size: tile = max(fit_tile(size + 2 * borders * overlap, tile, overlap, getattr(model, 'size_multiple', MULTIPLE)), overlap + 1)
+    extent = size and size + 2 * (mirror_border(overlap) + (block_halo(overlap) if halo else 0))
+    if auto and size: tile = max(fit_tile(extent, tile, overlap, getattr(model, 'size_multiple', MULTIPLE)), overlap + 1)
     check_tiling(tile, overlap)
     return tile, overlap, n
 
@@ -599,7 +610,7 @@ def restore_blocks(net:torch.nn.Module, arr, # input (…, Y, X): numpy, zarr or
     s, fn, mult = net.scale, model_fn(net, tta), getattr(net, 'size_multiple', MULTIPLE)
     for sl in tqdm(blocks if blocks is not None else list(iter_blocks(arr.shape, block)), desc='pssr blocks', unit='block', disable=not progress):
         idx, (ys, xs) = sl[:-2], sl[-2:]
-        hy, hx = halo_slices(ys, xs, arr.shape, overlap)
+        hy, hx = halo_slices(ys, xs, arr.shape, block_halo(overlap))
         xb = read_block(arr, idx, hy, hx, net.n_frames)
         if not np.isfinite(xb).all():
             raise PssrInputError(src, f'NaN or infinite values in block {idx + (ys, xs)}', 'replace them before restoring')
@@ -620,7 +631,7 @@ def lazy_plan(net:torch.nn.Module, arr, src, tile:int|None, overlap:int|None, bs
     block = block or max(1, auto_block(s, tta, max_memory) // cy) * cy  # aligned to the input's chunks
     haloed = (block + 128,) * 2  # a block with the largest halo and mirrored border
     reserve = output_bytes(haloed, s, tta) + output_bytes(haloed, s) + output_bytes((block, block), s, tta)  # accumulator, weights, kept centre
-    tile, overlap, bs = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, min(block, max(arr.shape[-2:])), borders=2)
+    tile, overlap, bs = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, min(block, max(arr.shape[-2:])), halo=True)
     sample = sample_pixels(arr, block)
     oshape = arr.shape[:-2] + (arr.shape[-2] * s, arr.shape[-1] * s)
     return dict(tile=tile, overlap=overlap, bs=bs, block=block, lohi=percentile_range(sample, pmin, pmax), shape=tuple(arr.shape), oshape=oshape,
