@@ -1,7 +1,8 @@
 """Peak memory of `pssr predict` with the default model stays within `--max-memory` (issue 13).
 
-Each restore runs as a child process; its peak resident memory is the kernel's `ru_maxrss` for that child
-(`os.wait4`), which does not depend on the machine's load. The model is the default `TrainConfig()` architecture
+Each restore runs as a child process that reports its own peak resident memory (`VmHWM` of /proc/self/status, the
+high-water mark of its address space since exec: `ru_maxrss` would include the forking pytest process). It does not
+depend on the machine's load. The model is the default `TrainConfig()` architecture
 (`lr_resnet`, x4), seeded and untrained: random weights cost the same memory as trained ones.
 """
 import os, subprocess, sys
@@ -26,16 +27,24 @@ def default_model(tmp_path_factory) -> Path:
     return save_model(net, tmp_path_factory.mktemp('model') / 'default', cfg)
 
 
-def peak_rss_of_predict(args:list, folder:Path) -> int:
-    "Run `pssr predict ARGS` in a child process; its peak RSS in bytes (fails the test if the command fails)."
+HWM = ("import atexit, sys\natexit.register(lambda: open(sys.argv[1], 'w').write("
+       "next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM'))))\n")
+
+
+def child_peak(code:str, args:list, folder:Path) -> int:
+    "Run python `code` with `args` in a child process; its peak RSS in bytes (VmHWM, KiB on Linux); fails the test if it fails."
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-    code = 'import sys; from pssr.cli import main; sys.exit(main(sys.argv[1:]))'
     with open(folder / 'stderr.txt', 'w+') as err:
-        proc = subprocess.Popen([sys.executable, '-c', code, 'predict', '-q', *map(str, args)], stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, ru = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, '-c', HWM + code, str(folder / 'hwm.txt'), *map(str, args)],
+                              stdout=subprocess.DEVNULL, stderr=err, env=env)
         err.seek(0)
-        assert os.waitstatus_to_exitcode(status) == 0, err.read()[-2000:]
-    return ru.ru_maxrss * 1024  # Linux reports KiB
+        assert proc.returncode == 0, err.read()[-2000:]
+    return int((folder / 'hwm.txt').read_text()) * 1024
+
+
+def peak_rss_of_predict(args:list, folder:Path) -> int:
+    "Run `pssr predict ARGS` in a child process; its peak RSS in bytes."
+    return child_peak('from pssr.cli import main; sys.exit(main(sys.argv[2:]))', ['predict', '-q', *args], folder)
 
 
 @pytest.mark.parametrize('side, budget', [(1024, None), (512, '1.5G')])
@@ -57,7 +66,7 @@ import sys, numpy as np, torch
 from torch import nn
 from pssr.predict import create_ome_zarr, iter_blocks, predict_zarr
 torch.set_num_threads(1)
-side, folder = int(sys.argv[1]), sys.argv[2]
+side, folder = int(sys.argv[2]), sys.argv[3]
 arr = create_ome_zarr(f'{folder}/in.ome.zarr', (side, side), (512, 512), 'YX', [0.032, 0.032], dtype='uint16')
 for i, sl in enumerate(iter_blocks((side, side), 512)):
     arr[sl] = np.random.default_rng(i).integers(0, 4000, (512, 512), dtype=np.uint16)
@@ -72,13 +81,7 @@ def test_out_of_core_memory_is_flat(tmp_path):
     peaks = {}
     for side in (512, 1024):
         folder = tmp_path / str(side); folder.mkdir()
-        env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-        with open(folder / 'stderr.txt', 'w+') as err:
-            proc = subprocess.Popen([sys.executable, '-c', FLAT_CHILD, str(side), str(folder)], stderr=err, env=env)
-            _, status, ru = os.wait4(proc.pid, 0)
-            err.seek(0)
-            assert os.waitstatus_to_exitcode(status) == 0, err.read()[-2000:]
-        peaks[side] = ru.ru_maxrss * 1024
+        peaks[side] = child_peak(FLAT_CHILD, [side, folder], folder)
         assert (folder / 'out' / 'in_pssr.zarr').exists()
     assert peaks[1024] < peaks[512] + 100 * 2**20, {k: f'{v / 2**20:.0f} MiB' for k, v in peaks.items()}
     assert max(peaks.values()) < MAX_MEMORY
