@@ -36,7 +36,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--side', type=int, default=1024, help='input side (LR px)')
     p.add_argument('--overlap', type=int, default=16)
-    p.add_argument('--bs', type=int, default=4)
+    p.add_argument('--bs', type=int, default=None, help='tiles per batch (default: automatic)')
     p.add_argument('--top', type=int, default=15)
     p.add_argument('--out', type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -46,11 +46,11 @@ def main(argv=None):
     from pssr.predict import restore, tiling_defaults
     net = default_model()
     x = (np.random.default_rng(0).random((args.side, args.side)) * 4000).astype(np.uint16)
-    tile, overlap = tiling_defaults(net, None, args.overlap, args.bs)
+    tile, overlap, bs = tiling_defaults(net, None, args.overlap, args.bs, size=args.side)
     restore(net, x[:64, :64], tile=64, overlap=8, progress=False)  # warm-up outside the profile
     load0, prof = os.getloadavg(), cProfile.Profile()
     t0 = time.perf_counter()
-    prof.runcall(restore, net, x, tile=tile, overlap=overlap, bs=args.bs, progress=False)
+    prof.runcall(restore, net, x, tile=tile, overlap=overlap, bs=bs, progress=False)
     wall = time.perf_counter() - t0
     st = pstats.Stats(prof)
     total = sum(v[2] for v in st.stats.values())  # own times: the profiled total
@@ -60,7 +60,7 @@ def main(argv=None):
     pstats.Stats(prof, stream=buf).sort_stats('tottime').print_stats(args.top)
     print(buf.getvalue())
     doc = {'benchmark': 'cProfile of pssr.predict.restore', 'model': 'TrainConfig() defaults (lr_resnet x4), seeded, untrained',
-           'input': f'{args.side}x{args.side} uint16', 'tile': tile, 'overlap': overlap, 'bs': args.bs, 'threads': 1,
+           'input': f'{args.side}x{args.side} uint16', 'tile': tile, 'overlap': overlap, 'bs': bs, 'threads': 1,
            'wall_s': wall, 'profiled_s': total, 'network_s': netw, 'network_fraction': netw / total,
            'top_own_time': [{'seconds': s, 'function': n} for s, n in rows[:args.top]],
            'load_avg_start': load0, 'load_avg_end': os.getloadavg(),

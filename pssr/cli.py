@@ -137,7 +137,7 @@ def train_cli(args, # parsed `pssr` arguments
     return 0
 
 # %% ../nbs/09_cli.ipynb #8b691f7c
-PREDICT_DEFAULTS = {'bs': 4, 'max_memory': '2G', 'dtypes': ('float32', 'uint16', 'uint8')}  # = pssr.predict's (a test keeps them equal)
+PREDICT_DEFAULTS = {'bs': None, 'max_memory': '2G', 'dtypes': ('float32', 'uint16', 'uint8')}  # = pssr.predict's (a test keeps them equal)
 
 def _plane(v:str):
     "A channel/plane option: an index, or a channel name."
@@ -158,10 +158,11 @@ def add_predict(subparsers, # the `pssr` parser's subparsers
     add_common(p, 'output folder', dest='outdir')
     p.add_argument('--tile', type=cli_number(int, 1), help='tile side in input pixels (default: from --max-memory and the model)')
     p.add_argument('--overlap', type=cli_number(int, 0), help='tile overlap in input pixels (default: from the receptive field)')
-    p.add_argument('--max-memory', type=_memory, metavar='SIZE', help=f'memory budget, e.g. 800M, 4G (default: {PREDICT_DEFAULTS["max_memory"]})')
+    p.add_argument('--max-memory', type=_memory, metavar='SIZE', help=f'peak memory budget of the whole process, e.g. 800M, 4G (default: {PREDICT_DEFAULTS["max_memory"]}): sets tile, batch and block '
+                   'sizes; TIFFs whose output exceeds 1/16 of it are read lazily and written as tiled BigTIFF')
     p.add_argument('--dtype', choices=PREDICT_DEFAULTS['dtypes'], default='float32',
                    help='output pixel type; uint16/uint8 keep the input\'s range (default: float32)')
-    p.add_argument('--bs', type=cli_number(int, 1), default=PREDICT_DEFAULTS['bs'], help=f'tiles per batch (default: {PREDICT_DEFAULTS["bs"]})')
+    p.add_argument('--bs', type=cli_number(int, 1), default=PREDICT_DEFAULTS['bs'], help='tiles per batch (default: 1-4, chosen with the tile size from --max-memory)')
     p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
     p.add_argument('--consistency', '--trust', dest='trust', action='store_true', help="hallucination guard (--trust is the same): write "
                    '<name>_trust.tif, how far the re-degraded restoration is from the input; print its consistency PSNR and warn '
