@@ -6,8 +6,8 @@
 __all__ = ['SUBCOMMANDS', 'TRAIN_OPTIONS', 'TRAIN_CHOICES', 'TRAIN_MINIMUM', 'TRAIN_METAVARS', 'DATA_FIELDS', 'PREDICT_DEFAULTS',
            'REGISTER_MIN_CORR', 'SUBCOMMAND_ADDERS', 'lazy', 'add_train', 'config_from_args', 'train_reads',
            'check_train_inputs', 'check_train_outputs', 'train_cli', 'add_predict', 'check_exist', 'predict_cli',
-           'add_demo', 'add_export_bmz', 'export_bmz_cli', 'add_register', 'register_cli', 'OneLineParser',
-           'quiet_libraries', 'build_parser', 'main']
+           'add_evaluate', 'add_demo', 'add_export_bmz', 'export_bmz_cli', 'add_register', 'register_cli',
+           'OneLineParser', 'quiet_libraries', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #4d9287b8
 import argparse, importlib, os, sys, warnings
@@ -23,7 +23,7 @@ SUBCOMMANDS = {  # subcommand -> (function adding its options, one line for `pss
     'fit-crappifier': ('pssr.crappify:add_cli', 'fit a crappifier to a real low-resolution image'),
     'train': ('pssr.cli:add_train', 'train a PSSR model on HR images (crappified) or LR/HR pairs'),
     'predict': ('pssr.cli:add_predict', 'restore low-resolution images with a trained model'),
-    'evaluate': ('pssr.evaluate:add_cli', 'measure restorations against ground truth (PSNR, SSIM, FRC)'),
+    'evaluate': ('pssr.cli:add_evaluate', 'measure restorations against ground truth (PSNR, SSIM, FRC)'),
     'demo': ('pssr.cli:add_demo', 'train and evaluate a small model on embedded (or your) data'),
     'export-bmz': ('pssr.cli:add_export_bmz', 'export a trained model as a bioimage.io model package (.zip)'),
     'register': ('pssr.cli:add_register', 'align real LR/HR pairs from two instruments (shift, rotation, scale)'),
@@ -194,6 +194,28 @@ def predict_cli(args, # parsed `pssr` arguments
     if args.pmin is not None or args.pmax is not None:
         Normalization(args.pmin if args.pmin is not None else 0, args.pmax if args.pmax is not None else 100)
     return lazy('pssr.predict:cli_predict')(args)
+
+# %% ../nbs/09_cli.ipynb #616ded27
+def add_evaluate(subparsers, # the `pssr` parser's subparsers
+                ) -> argparse.ArgumentParser:
+    "Register `pssr evaluate`: options here (no torch, no pandas), the work in `pssr.evaluate.run_evaluate_cli`."
+    from pssr.crappify import ALIGNMENTS  # the pixel alignments shared with the crappifiers
+    p = subparsers.add_parser('evaluate', help='measure restorations against ground truth (PSNR, SSIM, FRC)',
+                              description='Compare a model and interpolation baselines with high-resolution ground truth.')
+    p.add_argument('--model', help='trained model (.pth from `pssr train`); omit to evaluate only the baselines')
+    p.add_argument('--lr-dir', dest='lr', metavar='DIR', help='folder of real low-resolution images, matched to --hr-dir by file name')
+    p.add_argument('--hr-dir', dest='hr', metavar='DIR', help='folder of high-resolution ground-truth images (required)')
+    for old, new in (('--lr', '--lr-dir'), ('--hr', '--hr-dir')): deprecated_alias(p, old, new)
+    p.add_argument('--crappifier', help="synthetic mode: degrade --hr-dir with 'em', 'fluo', 'physical' or a crappifier .json")
+    p.add_argument('--scale', type=cli_number(int, 1), help='synthetic mode without model: upscaling factor (default 4)')
+    p.add_argument('--pixel-size', type=cli_number(float, above=0), help='HR pixel size in µm, to report FRC resolution in nm')
+    p.add_argument('--seed', type=cli_number(int, 0), default=0, help='random seed of the synthetic degradation (default: 0)')
+    p.add_argument('--align', choices=ALIGNMENTS, help="baselines' pixel alignment (default: 'centers' for real "
+                   "pairs, the crappifier's own for synthetic)")
+    add_common(p, 'output folder for CSVs and PNGs (required)', dest='outdir')
+    deprecated_alias(p, '--no-progress', '--quiet')
+    p.set_defaults(func=lazy('pssr.evaluate:run_evaluate_cli'))
+    return p
 
 # %% ../nbs/09_cli.ipynb #c56d0086
 def add_demo(subparsers, # the `pssr` parser's subparsers

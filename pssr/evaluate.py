@@ -32,7 +32,7 @@ __all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELI
            'evaluate_image', 'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations',
            'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale',
            'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
-           'run_evaluate_cli', 'add_cli']
+           'run_evaluate_cli']
 
 # %% ../nbs/07_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -597,23 +597,4 @@ def run_evaluate_cli(args) -> int:
         else: evaluate_synthetic(args.model, args.hr, args.crappifier, seed=args.seed, scale=args.scale,
                                  align=args.align, **common)
     return 0
-
-def add_cli(subparsers) -> argparse.ArgumentParser:
-    "Register `pssr evaluate` on an argparse `subparsers` object (no torch: the model is loaded when it runs)."
-    p = subparsers.add_parser('evaluate', help='measure restorations against ground truth (PSNR, SSIM, FRC)',
-                              description='Compare a model and interpolation baselines with high-resolution ground truth.')
-    p.add_argument('--model', help='trained model (.pth from `pssr train`); omit to evaluate only the baselines')
-    p.add_argument('--lr-dir', dest='lr', metavar='DIR', help='folder of real low-resolution images, matched to --hr-dir by file name')
-    p.add_argument('--hr-dir', dest='hr', metavar='DIR', help='folder of high-resolution ground-truth images (required)')
-    for old, new in (('--lr', '--lr-dir'), ('--hr', '--hr-dir')): deprecated_alias(p, old, new)
-    p.add_argument('--crappifier', help="synthetic mode: degrade --hr-dir with 'em', 'fluo', 'physical' or a crappifier .json")
-    p.add_argument('--scale', type=cli_number(int, 1), help='synthetic mode without model: upscaling factor (default 4)')
-    p.add_argument('--pixel-size', type=cli_number(float, above=0), help='HR pixel size in µm, to report FRC resolution in nm')
-    p.add_argument('--seed', type=cli_number(int, 0), default=0, help='random seed of the synthetic degradation (default: 0)')
-    p.add_argument('--align', choices=ALIGNMENTS, help="baselines' pixel alignment (default: 'centers' for real "
-                   "pairs, the crappifier's own for synthetic)")
-    add_common(p, 'output folder for CSVs and PNGs (required)', dest='outdir')
-    deprecated_alias(p, '--no-progress', '--quiet')
-    p.set_defaults(func=run_evaluate_cli)
-    return p
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pssr.evaluate import (BASELINES, FRC_THRESHOLD, PSNR_CAP, add_cli, alignment_of, baseline_upscale,
+from pssr.evaluate import (BASELINES, FRC_THRESHOLD, PSNR_CAP, alignment_of, baseline_upscale,
                            error_map, evaluate_pairs, evaluate_synthetic, fit_affine, frc, frc_resolution,
                            nrmse, psnr_normalized, ssim_normalized)
 from pssr.io import PssrInputError, normalize_percentile, write_tiff
@@ -58,15 +58,8 @@ def write_pairs(folder, gt, n=2, pixel_size=None, scale=4):
 
 def run_cli(argv):
     "Run `pssr` with `argv` through pssr.cli.main, or a local parser while not every subcommand exists yet."
-    try:
-        from pssr.cli import main
-        return main(argv)
-    except ImportError:
-        parser = argparse.ArgumentParser(prog='pssr')
-        add_cli(parser.add_subparsers(dest='command'))
-        args = parser.parse_args(argv)
-        try: return int(args.func(args) or 0)
-        except PssrInputError: return 2
+    from pssr.cli import main
+    return main(argv)
 
 
 # --- metrics -------------------------------------------------------------------------------------------
