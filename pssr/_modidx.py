@@ -44,6 +44,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                           'pssr.cli.check_train_inputs': ('cli.html#check_train_inputs', 'pssr/cli.py'),
                           'pssr.cli.check_train_outputs': ('cli.html#check_train_outputs', 'pssr/cli.py'),
                           'pssr.cli.config_from_args': ('cli.html#config_from_args', 'pssr/cli.py'),
+                          'pssr.cli.demo_cli': ('cli.html#demo_cli', 'pssr/cli.py'),
                           'pssr.cli.export_bmz_cli': ('cli.html#export_bmz_cli', 'pssr/cli.py'),
                           'pssr.cli.lazy': ('cli.html#lazy', 'pssr/cli.py'),
                           'pssr.cli.main': ('cli.html#main', 'pssr/cli.py'),

@@ -6,7 +6,7 @@
 __all__ = ['SUBCOMMANDS', 'TRAIN_OPTIONS', 'TRAIN_CHOICES', 'TRAIN_MINIMUM', 'TRAIN_METAVARS', 'DATA_FIELDS', 'PREDICT_DEFAULTS',
            'REGISTER_MIN_CORR', 'SUBCOMMAND_ADDERS', 'lazy', 'add_train', 'config_from_args', 'train_reads',
            'check_train_inputs', 'check_train_outputs', 'train_cli', 'add_predict', 'check_exist', 'predict_cli',
-           'add_evaluate', 'add_demo', 'add_export_bmz', 'export_bmz_cli', 'add_register', 'register_cli',
+           'add_evaluate', 'add_demo', 'add_export_bmz', 'export_bmz_cli', 'add_register', 'register_cli', 'demo_cli',
            'OneLineParser', 'quiet_libraries', 'build_parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #4d9287b8
@@ -229,7 +229,7 @@ def add_demo(subparsers, # the `pssr` parser's subparsers
                                           choices={'arch': ARCHS}, minimum={'seed': 0}))
     p.add_argument('--quick', action='store_true', help='a tiny run (seconds) to check the installation')
     add_common(p, 'output folder (default: demo_output)', quiet=False)
-    p.set_defaults(func=lazy('pssr.demo:run_demo_cli'), out=None)
+    p.set_defaults(func=demo_cli, out=None)
     return p
 
 def add_export_bmz(subparsers, # the `pssr` parser's subparsers
@@ -275,7 +275,14 @@ def register_cli(args, # parsed `pssr` arguments
                 ) -> int:
     "Run `pssr register` (`-o/--out` checked first)."
     require(args, 'outdir', '-o/--out')
+    for d in (args.lr_dir, args.hr_dir): list_images(d)  # missing or empty folders: one line before the heavy import
     return lazy('pssr.register:register_cli')(args)
+
+def demo_cli(args, # parsed `pssr` arguments
+            ) -> int:
+    "Run `pssr demo` (a missing or empty `--data` folder is reported before torch is imported)."
+    if args.data: list_images(args.data)
+    return lazy('pssr.demo:run_demo_cli')(args)
 
 # %% ../nbs/20_cli.ipynb #c1178b24
 SUBCOMMAND_ADDERS = tuple(dict.fromkeys(a for a, _ in SUBCOMMANDS.values()))

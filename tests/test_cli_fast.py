@@ -21,7 +21,9 @@ def imports_torch(argv, cwd) -> tuple[bool, int, str]:
     (['train', '--hr', 'missing_hr'], 2), (['train', '--hr', 'h', '--wd', 'nan'], 2), (['train', '--hr', 'h', '--arch', 'vgg'], 2),
     (['train', '--hr', 'h', '--size', '30'], 2), (['train'], 2),
     (['predict', 'missing.pth', 'a.tif', '-o', 'out'], 2), (['predict', 'm.pth', 'a.tif', '-o', 'out', '--bs', '0'], 2),
-    (['demo', '--arch', 'vgg'], 2), (['register', 'missing_lr', 'missing_hr'], 2), (['export-bmz', 'm.pth'], 2)])
+    (['demo', '--arch', 'vgg'], 2), (['register', 'missing_lr', 'missing_hr'], 2), (['export-bmz', 'm.pth'], 2),
+    (['demo', '--data', 'missing_dir'], 2), (['register', 'missing_lr', 'missing_hr', '-o', 'out'], 2),
+    (['evaluate', '--hr-dir', 'missing_hr', '--lr-dir', 'missing_lr', '-o', 'out'], 2)])
 def test_no_torch(tmp_path, argv, rc):
     torch, code, err = imports_torch(argv, tmp_path)
     assert (torch, code) == (False, rc), (argv, torch, code, err)
