@@ -380,6 +380,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                          'pssr.io.iter_blocks': ('io.html#iter_blocks', 'pssr/io.py'),
                          'pssr.io.list_images': ('io.html#list_images', 'pssr/io.py'),
                          'pssr.io.match_pairs': ('io.html#match_pairs', 'pssr/io.py'),
+                         'pssr.io.model_file': ('io.html#model_file', 'pssr/io.py'),
                          'pssr.io.ngff_multiscales': ('io.html#ngff_multiscales', 'pssr/io.py'),
                          'pssr.io.normalize': ('io.html#normalize', 'pssr/io.py'),
                          'pssr.io.normalize_percentile': ('io.html#normalize_percentile', 'pssr/io.py'),

@@ -13,7 +13,7 @@ __all__ = ['SUBCOMMANDS', 'TRAIN_OPTIONS', 'TRAIN_CHOICES', 'TRAIN_MINIMUM', 'TR
 import argparse, importlib, os, sys, warnings
 from pathlib import Path
 from . import __version__
-from .io import PssrInputError, os_error, check_output, cli_number, list_images
+from .io import PssrInputError, os_error, check_output, cli_number, list_images, model_file
 from .config import (TrainConfig, DemoConfig, Normalization, PRESETS, TRAIN_FLAGS, ARCHS, MODES, LOSSES, SELF_SUPERVISED, add_options,
                          given_options, deprecated_alias, checkpoint_dir, Deprecated, add_common, require)
 
@@ -106,7 +106,7 @@ def check_train_inputs(config:TrainConfig, # the training config
     for f in (*DATA_FIELDS, 'match', 'weights', 'init_model'):
         p = getattr(config, f)
         if p is None: continue
-        if f == 'init_model' and Path(p).suffix not in ('.pth', '.json'): p = Path(p).with_suffix('.pth')
+        if f == 'init_model' and Path(p).suffix not in ('.pth', '.json'): p = model_file(p, '.pth')
         if f in DATA_FIELDS and Path(p).is_dir(): list_images(p)  # an empty folder or one without images fails here
         elif not Path(p).exists(): raise PssrInputError(p, 'not found', f'check --{f.replace("_", "-")}')
 
@@ -116,9 +116,9 @@ def check_train_outputs(config:TrainConfig, # the training config
                        ) -> Path:
     "Preflight of `pssr train`, before any data is read: the model files can be written, are not inputs, and are new unless `overwrite`."
     stem, reads = Path(config.models_dir)/config.name, [*train_reads(config), *map(Path, reads)]
-    for ext in ('.pth', '.json'): check_output(stem.with_suffix(ext), reads, overwrite, option=f'model {config.name}{ext}')
+    for ext in ('.pth', '.json'): check_output(model_file(stem, ext), reads, overwrite, option=f'model {config.name}{ext}')
     check_output(checkpoint_dir(config), reads, overwrite=True, folder=True, option='checkpoint folder')
-    return stem.with_suffix('.pth')
+    return model_file(stem, '.pth')
 
 def train_cli(args, # parsed `pssr` arguments
              ) -> int:
@@ -183,7 +183,7 @@ def check_exist(*paths, # files or models that must exist
                ):
     "Each path (a model may be named by its stem) exists, else `PssrInputError` naming it."
     for f in paths:
-        if not (Path(f).exists() or Path(f).with_suffix('.pth').exists()):
+        if not (Path(f).exists() or model_file(f, '.pth').exists()):
             raise PssrInputError(f, f'{what} not found', 'check the path (quote names with spaces)')
 
 def predict_cli(args, # parsed `pssr` arguments

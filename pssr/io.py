@@ -29,7 +29,7 @@ __all__ = ['IN_TEST', 'IMAGE_SUFFIXES', 'PMIN', 'PMAX', 'EPS', 'OUTPUT_DTYPES', 
            'percentile_range', 'normalize', 'normalize_percentile', 'denormalize', 'check_dtype', 'value_range',
            'to_dtype', 'from_dtype', 'default_axes', 'ngff_multiscales', 'create_ome_zarr', 'default_chunks',
            'iter_blocks', 'write_ome_zarr', 'read_ome_zarr', 'write_pyramid', 'tiff_tiles', 'write_tiled_tiff',
-           'dihedral', 'undo_dihedral', 'reflect_index', 'frame_window', 'frame_windows']
+           'dihedral', 'undo_dihedral', 'reflect_index', 'frame_window', 'frame_windows', 'model_file']
 
 # %% ../nbs/00_io.ipynb #7fe30250
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -846,3 +846,12 @@ def frame_window(t: int, # centre frame
 def frame_windows(n: int, n_frames: int) -> list[list[int]]:
     "`frame_window(t, n, n_frames)` for every frame `t` of an `n`-frame stack."
     return [frame_window(t, n, n_frames) for t in range(n)]
+
+# %% ../nbs/00_io.ipynb #c94e8933
+def model_file(path, # a saved model: `models/x`, `models/x.pth` or `models/x.json` (dots in the name allowed: `v1.2`)
+               suffix:str, # '.pth' (weights) or '.json' (record)
+              ) -> Path:
+    "The weights or record file of a saved model, whichever of its names `path` is."
+    p = Path(path)
+    stem = p.with_suffix('') if p.suffix in ('.pth', '.json') else p
+    return stem.with_name(stem.name + suffix)

@@ -8,7 +8,7 @@ import dataclasses, datetime, hashlib, json, os, platform
 from pathlib import Path
 import numpy as np, torch
 import pssr
-from .io import IMAGE_SUFFIXES, PssrInputError, atomic_write, list_images
+from .io import IMAGE_SUFFIXES, PssrInputError, atomic_write, list_images, model_file
 from .config import ModelConfig, ModelRecord, Normalization, TrainConfig, read_json
 from .models import PSSRNet, build_model
 
@@ -124,9 +124,9 @@ def save_model(learn_or_model, # a trained `Learner` or its model
     model = unwrap(learn.model if learn is not None else learn_or_model)
     stem = model_stem(path)
     rec = model_record(model, config, learn)
-    torch_save(cpu_state(model), stem.with_suffix('.pth'))
-    with atomic_write(stem.with_suffix('.json'), 'w') as f: json.dump(rec.to_dict(), f, indent=2)
-    return stem.with_suffix('.pth')
+    torch_save(cpu_state(model), model_file(stem, '.pth'))
+    with atomic_write(model_file(stem, '.json'), 'w') as f: json.dump(rec.to_dict(), f, indent=2)
+    return model_file(stem, '.pth')
 
 def model_from_record(rec:ModelRecord|dict, # a `ModelRecord` (or its JSON dict)
                       state:dict, # its state dict
@@ -150,8 +150,8 @@ def model_from_record(rec:ModelRecord|dict, # a `ModelRecord` (or its JSON dict)
 def read_record(path, # `<name>.json`, `.pth` or the stem
                ) -> ModelRecord:
     "The `ModelRecord` of a saved model (no weights loaded); errors name the file."
-    jpath = model_stem(path).with_suffix('.json')
-    if not jpath.is_file() and not jpath.with_suffix('.pth').exists():
+    jpath = model_file(model_stem(path), '.json')
+    if not jpath.is_file() and not model_file(jpath, '.pth').exists():
         raise PssrInputError(path, 'model not found', 'check the path, or train a model first')
     if not jpath.is_file():
         raise PssrInputError(jpath, 'model description not found', f'a model is a .pth + .json pair: check {model_stem(path)}.* exists')
@@ -166,4 +166,4 @@ def load_model(path, # `<name>.pth`, `<name>.json`, the stem `models/<name>`, or
         return load_bmz(path, device)
     rec, stem = read_record(path), model_stem(path)
     rec.source = str(path)
-    return model_from_record(rec, torch_load(stem.with_suffix('.pth')), stem.with_suffix('.json'), stem.with_suffix('.pth')).to(device or 'cpu'), rec
+    return model_from_record(rec, torch_load(model_file(stem, '.pth')), model_file(stem, '.json'), model_file(stem, '.pth')).to(device or 'cpu'), rec

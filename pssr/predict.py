@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from tqdm.auto import tqdm
 
-from .io import (EPS, IN_TEST, PMAX, PMIN, ImageMeta, PssrInputError, atomic_dir, atomic_write, check_image, check_output,
+from .io import (EPS, IN_TEST, PMAX, PMIN, ImageMeta, PssrInputError, model_file, atomic_dir, atomic_write, check_image, check_output,
                      open_tiff_lazy, check_unique_stems, cli_number, denormalize, normalize, percentile_range, read_image, write_tiff,
                      dihedral, undo_dihedral, reflect_index, frame_window, frame_windows,  # one definition each (pssr.io)
                      OUTPUT_DTYPES, check_dtype, value_range, to_dtype, from_dtype,  # output pixel types (pssr.io)
@@ -187,7 +187,7 @@ def as_model(model:torch.nn.Module|str|Path, # a network with `.scale`/`.n_frame
     "The network in eval mode on `device`, loading it with `pssr.model_io.load_model` (which keeps its record as `.record`) when given a path."
     if isinstance(model, (str, Path)):
         p = Path(model)
-        if not (p.is_file() or p.with_suffix('.pth').is_file()):
+        if not (p.is_file() or model_file(p, '.pth').is_file()):
             raise PssrInputError(p, 'model file not found', 'pass the .pth written by `pssr train` (or save_model)')
         from pssr.model_io import load_model
         model = load_model(p)[0]

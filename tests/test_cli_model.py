@@ -152,3 +152,16 @@ def test_predict_pmin_pmax_and_planes(v1_model, tmp_path):
     y = read_image(tmp_path / 'o' / 'stack_pssr.tif')[0]
     np.testing.assert_allclose(y, restore(load_model(v1_model)[0], lr[::-1], progress=False, pmin=2, pmax=98), rtol=0, atol=1e-4)
     assert run('predict', v1_model, tmp_path / 'stack.tif', '-o', tmp_path / 'o2', '--pmin', '99', '--pmax', '1')[0] == 2
+
+
+def test_dotted_model_names_load_their_own_files(tmp_path):
+    "A model named `v1.2` is `v1.2.pth` + `v1.2.json`, never `v1.json` (a `with_suffix` slip would load model `v1`'s record)."
+    from pssr.config import TrainConfig
+    from pssr.models import pssr_unet
+    from pssr.model_io import save_model, load_model
+    for name, s in (('v1', 2), ('v1.2', 4)):
+        save_model(pssr_unet(arch='unet_small', scale=s), tmp_path/name,
+                   TrainConfig(name=name, scale=s, size=16 * s, arch='unet_small', crappifier='none'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['v1.2.json', 'v1.2.pth', 'v1.json', 'v1.pth']
+    for given, scale in (('v1', 2), ('v1.2', 4), ('v1.2.pth', 4), ('v1.2.json', 4)):
+        assert load_model(tmp_path/given)[1].scale == scale, given
