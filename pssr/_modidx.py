@@ -600,7 +600,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'pssr.predict.predict_tiled': ('predict.html#predict_tiled', 'pssr/predict.py'),
                               'pssr.predict.predict_zarr': ('predict.html#predict_zarr', 'pssr/predict.py'),
                               'pssr.predict.print_trust': ('predict.html#print_trust', 'pssr/predict.py'),
-                              'pssr.predict.process_rss': ('predict.html#process_rss', 'pssr/predict.py'),
                               'pssr.predict.provenance': ('predict.html#provenance', 'pssr/predict.py'),
                               'pssr.predict.read_block': ('predict.html#read_block', 'pssr/predict.py'),
                               'pssr.predict.receptive_halo': ('predict.html#receptive_halo', 'pssr/predict.py'),

@@ -6,12 +6,12 @@
 __all__ = ['MULTIPLE', 'MAX_MEMORY', 'BASE_RSS', 'MEMORY_MARGIN', 'BIG_TILE', 'tile_starts', 'blend_ramp', 'check_tiling',
            'reflect_pad', 'pad_to_multiple', 'mirror_border', 'block_halo', 'n_tiles', 'tile_edges', 'predict_tiled',
            'get_device', 'model_fn', 'train_lr_size', 'model_name', 'as_model', 'PeakTracker',
-           'forward_bytes_per_pixel', 'parse_memory', 'process_rss', 'memory_left', 'output_bytes', 'auto_tile',
-           'auto_block', 'fit_tile', 'receptive_halo', 'default_overlap', 'size_robust', 'tiling_defaults',
-           'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path', 'is_zarr', 'provenance',
-           'dtype_note', 'predict_file', 'sample_pixels', 'zarr_percentile_range', 'halo_slices', 'read_block',
-           'restore_blocks', 'lazy_plan', 'write_blocks', 'scratch_arrays', 'predict_lazy', 'predict_zarr',
-           'cli_outputs', 'check_cli_outputs', 'cli_predict', 'print_trust']
+           'forward_bytes_per_pixel', 'parse_memory', 'memory_left', 'output_bytes', 'auto_tile', 'auto_block',
+           'fit_tile', 'receptive_halo', 'default_overlap', 'size_robust', 'tiling_defaults', 'check_input',
+           'percentiles', 'frame_inputs', 'restore', 'output_path', 'is_zarr', 'provenance', 'dtype_note',
+           'predict_file', 'sample_pixels', 'zarr_percentile_range', 'halo_slices', 'read_block', 'restore_blocks',
+           'lazy_plan', 'write_blocks', 'scratch_arrays', 'predict_lazy', 'predict_zarr', 'cli_outputs',
+           'check_cli_outputs', 'cli_predict', 'print_trust']
 
 # %% ../nbs/13_predict.ipynb #facce3f8
 import argparse, os, re, shutil, tempfile, warnings, weakref
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import psutil
 import torch
 import zarr
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -230,12 +229,8 @@ def parse_memory(text:str|int) -> int:
         raise PssrInputError('--max-memory', f'cannot read {text!r} as an amount of memory', "write e.g. 2G, 1.5GB or 800M")
     return int(float(m[1]) * 1024 ** ('kmgt'.find(m[2]) + 1 if m[2] else 0))
 
-def process_rss() -> int:
-    "Resident memory of this process now (bytes): the libraries, the model and any data already loaded."
-    return psutil.Process().memory_info().rss
-
 def memory_left(budget:int=MAX_MEMORY, reserve:int=0, used:int|None=None) -> int:
-    "Bytes of `budget` left for new work after `used` (default `BASE_RSS`; `process_rss()` to measure) and `reserve` (buffers the caller will hold)."
+    "Bytes of `budget` left for new work after `used` (default `BASE_RSS`) and `reserve` (buffers the caller will hold)."
     return budget - (BASE_RSS if used is None else used) - reserve
 
 def output_bytes(shape:tuple, scale:int, tta:bool=False) -> int:
