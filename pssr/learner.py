@@ -29,8 +29,8 @@ from .model_io import (plain, torch_save, torch_load, unwrap, cpu_state, library
 __all__ = ['CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
            'EpochSeed', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'Checkpoint',
            'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
-           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'train', 'use_best_weights', 'match_config',
-           'fnsm_config', 'as_config', 'init_from']
+           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'as_config', 'match_config', 'fnsm_config',
+           'use_best_weights', 'train', 'init_from']
 
 # %% ../nbs/10_learner.ipynb #35c933d0
 def _dls_device(dls) -> torch.device:
@@ -313,7 +313,63 @@ def config_dataloaders(config:TrainConfig, # the training config
     raise PssrInputError('TrainConfig', 'no training data given',
                          'pass hr=FOLDER (pssr train --hr DIR), lr_dir + hr_dir (pssr train --lr-dir DIR --hr-dir DIR) or noisy=FOLDER (--noisy DIR)')
 
-# %% ../nbs/10_learner.ipynb #5b2fccd4
+# %% ../nbs/10_learner.ipynb #ff935842
+def as_config(config, # the training config
+             ) -> TrainConfig:
+    "Accept a `TrainConfig`, a dict, or a JSON path."
+    if isinstance(config, TrainConfig): return config
+    if isinstance(config, dict): return TrainConfig.from_dict(config)
+    return TrainConfig.from_json(config)
+
+
+# %% ../nbs/10_learner.ipynb #d03f209f
+def match_config(config:TrainConfig, # the training config
+                ) -> TrainConfig:
+    "`config` made for its real LR acquisition `config.match`: the crappifier's noise fitted to it, HR pixel size = its pixel size / scale."
+    if not config.match: return config
+    fitted = dataclasses.replace(fit_crappifier(config.match), scale=config.scale)
+    lr_px = read_image(config.match)[1].pixel_size
+    hr_px = config.hr_pixel_size or (lr_px / config.scale if lr_px else None)
+    print(f'Matched to {config.match}: {fitted.photons:.3g} photo-electrons at full scale, read noise {fitted.read_noise:.3g} e-, '
+          + (f'HR images resampled to {hr_px * 1000:.4g} nm pixels' if hr_px else 'no pixel size in it, so HR images keep theirs'))
+    return dataclasses.replace(config, crappifier=fitted.to_dict(), hr_pixel_size=hr_px)
+
+def _first_pixel_size(folder) -> float|None:
+    "The pixel size (µm) recorded in the first image of `folder` (or the file itself), if any."
+    p = Path(folder)
+    try: first = list_images(p)[0] if p.is_dir() else p
+    except PssrInputError: return None
+    return read_image(first)[1].pixel_size
+
+
+# %% ../nbs/10_learner.ipynb #0e1cccc4
+def fnsm_config(config:TrainConfig, # the training config
+               ) -> TrainConfig:
+    "`config` with the FNSM's initial radius resolved: the OTF cut-off (`na`, `wavelength`, output pixel size) if known, else `DEFAULT_RADIUS`."
+    if not config.fnsm or config.fnsm_radius is not None: return config
+    radius, src = DEFAULT_RADIUS, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
+    if config.na:
+        data = config.noisy or config.hr or config.hr_dir
+        px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
+        if px and config.noisy: px = px / config.scale  # the FNSM filters the output, `scale` times finer
+        if px: radius, src = min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
+        else: src = 'half the Nyquist radius (no pixel size in the data)'
+    print(f'FNSM: initial radius {radius:.3f} × Nyquist, {src}')
+    return dataclasses.replace(config, fnsm_radius=round(float(radius), 6))
+
+
+# %% ../nbs/10_learner.ipynb #aee1d9a1
+def use_best_weights(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
+                    ) -> Learner:
+    "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one, or training was cut short)."
+    best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
+    if best and hist and (best['epoch'] != hist[-1]['epoch'] or getattr(learn, 'pssr_cut', False)):
+        unwrap(learn.model).load_state_dict(best['model'])
+        print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
+    return learn
+
+
+# %% ../nbs/10_learner.ipynb #a0250a5e
 def _resume_state(learn:Learner, config:TrainConfig) -> dict:
     "Load the last checkpoint if `config.resume`; return it (or `{}` when starting fresh)."
     ckpts = list_checkpoints(config)
@@ -371,53 +427,6 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     if plan: print(f"Trained {len(learn.pssr_history)} epochs in {(time.perf_counter() - t0) / 60:.1f} min (budget {config.minutes:g} min)")
     return learn
 
-def use_best_weights(learn:Learner, # a PSSR `Learner` (`pssr_learner`)
-                    ) -> Learner:
-    "Load the best-validation weights into `learn.model` (if an earlier epoch beat the last one, or training was cut short)."
-    best, hist = getattr(learn, 'pssr_best', None), getattr(learn, 'pssr_history', None) or []
-    if best and hist and (best['epoch'] != hist[-1]['epoch'] or getattr(learn, 'pssr_cut', False)):
-        unwrap(learn.model).load_state_dict(best['model'])
-        print(f"Keeping the weights of epoch {best['epoch']} (best validation loss {best['valid_loss']:.5g})")
-    return learn
-
-def match_config(config:TrainConfig, # the training config
-                ) -> TrainConfig:
-    "`config` made for its real LR acquisition `config.match`: the crappifier's noise fitted to it, HR pixel size = its pixel size / scale."
-    if not config.match: return config
-    fitted = dataclasses.replace(fit_crappifier(config.match), scale=config.scale)
-    lr_px = read_image(config.match)[1].pixel_size
-    hr_px = config.hr_pixel_size or (lr_px / config.scale if lr_px else None)
-    print(f'Matched to {config.match}: {fitted.photons:.3g} photo-electrons at full scale, read noise {fitted.read_noise:.3g} e-, '
-          + (f'HR images resampled to {hr_px * 1000:.4g} nm pixels' if hr_px else 'no pixel size in it, so HR images keep theirs'))
-    return dataclasses.replace(config, crappifier=fitted.to_dict(), hr_pixel_size=hr_px)
-
-def _first_pixel_size(folder) -> float|None:
-    "The pixel size (µm) recorded in the first image of `folder` (or the file itself), if any."
-    p = Path(folder)
-    try: first = list_images(p)[0] if p.is_dir() else p
-    except PssrInputError: return None
-    return read_image(first)[1].pixel_size
-
-def fnsm_config(config:TrainConfig, # the training config
-               ) -> TrainConfig:
-    "`config` with the FNSM's initial radius resolved: the OTF cut-off (`na`, `wavelength`, output pixel size) if known, else `DEFAULT_RADIUS`."
-    if not config.fnsm or config.fnsm_radius is not None: return config
-    radius, src = DEFAULT_RADIUS, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
-    if config.na:
-        data = config.noisy or config.hr or config.hr_dir
-        px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
-        if px and config.noisy: px = px / config.scale  # the FNSM filters the output, `scale` times finer
-        if px: radius, src = min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
-        else: src = 'half the Nyquist radius (no pixel size in the data)'
-    print(f'FNSM: initial radius {radius:.3f} × Nyquist, {src}')
-    return dataclasses.replace(config, fnsm_radius=round(float(radius), 6))
-
-def as_config(config, # the training config
-             ) -> TrainConfig:
-    "Accept a `TrainConfig`, a dict, or a JSON path."
-    if isinstance(config, TrainConfig): return config
-    if isinstance(config, dict): return TrainConfig.from_dict(config)
-    return TrainConfig.from_json(config)
 
 # %% ../nbs/10_learner.ipynb #f155ea32
 def init_from(model:PSSRNet, # the network
