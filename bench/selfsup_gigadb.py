@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument('--data', type=Path, default=None)
     p.add_argument('--workdir', type=Path, default=Path.home() / '.cache' / 'pssr-bench', help='temporary files go below it')
     p.add_argument('--out', type=Path, default=RESULTS)
+    p.add_argument('--model', type=Path, default=None, help='score this saved model instead of training one (its record says how it was trained)')
+    p.add_argument('--train-note', default=None, help='with --model: how it was trained (steps, CPU minutes, load), stored in the JSON')
+    p.add_argument('--no-tta', action='store_true', help='skip the --tta row (8 passes: slow on the 2048² image)')
     p.add_argument('--report', action='store_true')
     return p.parse_args(argv)
 
@@ -114,30 +117,31 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(dir=a.workdir) as d:
         args = ['--noisy', data / 'low_snr', '--self-supervised', 'subsample', '--arch', a.arch, '--size', a.size, '--tiles', a.tiles,
                 '--epochs', a.epochs, '--valid-pct', 0.34, '--name', 'gigadb', '--models-dir', d]
-        cpu, wall = train_cli(args)
-        net, rec = load_model(Path(d) / 'gigadb')  # as `pssr predict` loads it: SubImages around the network
+        cpu, wall = train_cli(args) if a.model is None else (float('nan'), float('nan'))
+        net, rec = load_model(a.model or Path(d) / 'gigadb')  # as `pssr predict` loads it: SubImages around the network
         held_out = rec.data['split']['valid_images']
         for p in sorted((data / 'low_snr').glob('*.png')):
             lo, gt = (read_image(q)[0].astype(np.float32) for q in (p, data / 'high_snr' / p.name))
             base, sig = baselines(lo, gt)
-            diag[p.stem] = dict(noise_lag_correlation=noise_diagnosis(lo, gt), **sig, held_out=p.name in held_out)
+            diag[p.stem] = dict(noise_lag_correlation=noise_diagnosis(lo, gt), **sig, held_out=p.name in {Path(h).name for h in held_out})
             t0 = time.perf_counter()
             model_out = restore(net, lo, progress=False)
             t_pred = time.perf_counter() - t0
             cands = {**base, 'self-supervised (pssr predict)': model_out,
-                     'self-supervised, --tta': restore(net, lo, progress=False, tta=True)[0],
+                     **({} if a.no_tta else {'self-supervised, --tta': restore(net, lo, progress=False, tta=True)[0]}),
                      'self-supervised, full image (diagnosis)': restore(net.model, lo, progress=False)}
             for k, v in cands.items():
                 table[f'{p.stem} | {k}'] = dict(psnr=round(psnr_normalized(gt, v), 3), ssim=round(ssim_normalized(gt, v), 4))
             diag[p.stem]['predict_wall_s'] = round(t_pred, 1)
             print(p.stem, {k: v for k, v in table.items() if k.startswith(p.stem)}, flush=True)
     n_train = len(rec.data['split']['train_images'])
-    res = dict(command='pssr train ' + ' '.join(str(x) for x in args[:-4]) + ' --name gigadb; pssr predict models/gigadb.pth LOW_SNR',
-               settings=dict(epochs=a.epochs, tiles=a.tiles, train_images=n_train, bs=rec.config.bs,
-                             total_steps=a.epochs * (a.tiles * n_train // rec.config.bs), size=a.size, arch=a.arch, torch_threads=1),
+    cmd = 'pssr train ' + ' '.join(str(x) for x in args[:-4]) + ' --name gigadb; pssr predict models/gigadb.pth LOW_SNR'
+    res = dict(command=cmd if a.model is None else f'scored a given model ({a.model.name}); {a.train_note}',
+               settings=dict(epochs=len(rec.history) if a.model else a.epochs, tiles=None if a.model else a.tiles, train_images=n_train, bs=rec.config.bs,
+                             total_steps=None if a.model else a.epochs * (a.tiles * n_train // rec.config.bs), size=a.size, arch=a.arch, torch_threads=1),
                held_out=held_out, machine=f'{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)',
                load_start=[round(x, 2) for x in load0], load_end=[round(x, 2) for x in os.getloadavg()],
-               train_cpu_min=round(cpu / 60, 2), train_wall_min=round(wall / 60, 1), valid_loss=[round(h['valid_loss'], 6) for h in rec.history],
+               train_cpu_min=None if a.model else round(cpu / 60, 2), train_wall_min=None if a.model else round(wall / 60, 1), valid_loss=[round(h['valid_loss'], 6) for h in rec.history],
                date=time.strftime('%Y-%m-%d %H:%M'), diagnosis=diag, table=table)
     with atomic_write(a.out, 'w') as f: json.dump(res, f, indent=1)
     report(a.out)
