@@ -1,18 +1,26 @@
 """Self-supervised denoising of real low-SNR fluorescence (GigaDB BPAE) from the noisy images alone.
 
-Trains `pssr.selfsup`'s sub-image self-supervision (both diagonal pairs of every 2x2 block, half-pixel correction)
-on the three low-SNR images of `shared/data/fluo/gigadb_bpae/low_snr` for a fixed number of optimiser steps, applies
-the model to the full image and, at its training scale, to the four sub-images (`restore_subimages`: interleaved
-or averaged), and scores it with the baselines against the high-SNR partners (used only for
-scoring): the noisy input, a Gaussian filter with the best sigma chosen WITH the ground truth (an oracle), and
-`skimage.restoration.denoise_nl_means` with sigma estimated from the data (`skimage.restoration.estimate_sigma`).
+1. Diagnosis (no training): is the noise pixel-independent? Autocorrelation of the residual `low - affine(high)` at
+   lags 1 (raw, and high-passed: the residual minus its Gaussian(4 px) blur, which removes the low-frequency
+   mismatch between the two acquisitions). Diagonal sub-image pairs need the lag-(1, 1) and (1, -1) correlations
+   to be ~0; a lag-(0, 1) correlation (a confocal line scan) only matters when the model is applied to the full image.
+2. Training exactly as `pssr train` does it, through the command line (the command is recorded in the JSON):
+   `pssr train --noisy LOW_SNR --self-supervised subsample --arch unet_small --size 64 --tiles 500 --epochs 8
+   --valid-pct 0.34` (both diagonal sub-image pairs, half-pixel correction, MSE, one-cycle; 1 of the 3 images is held
+   out for validation, so one field is restored by a model that never trained on it).
+3. Scoring against the high-SNR partner (used only here) with `pssr.evaluate.psnr_normalized` / `ssim_normalized`
+   (the same percentile normalisation of the partner and least-squares affine fit of every candidate, full image):
+   the noisy input; a Gaussian filter with the best sigma chosen WITH the ground truth (an oracle); NL-means
+   (`skimage.restoration.denoise_nl_means`, sigma from `estimate_sigma`, h = 0.8 sigma as skimage recommends for
+   fast mode); the model as `pssr predict` applies it (`pssr.selfsup.SubImages`, four phases averaged), the same
+   with `--tta`, and, for the diagnosis, the model applied to the full image.
 
-    .venv/bin/python bench/selfsup_gigadb.py          # ~20 min wall on the loaded shared 2-core machine
+    .venv/bin/python bench/selfsup_gigadb.py          # ~15 min wall on the shared 2-core machine (needs PyWavelets: `.[bench]`)
     .venv/bin/python bench/selfsup_gigadb.py --report
 
 Results: bench/results/selfsup_gigadb.json. Not a test: it needs the shared data.
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, contextlib, io, json, os, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,73 +29,120 @@ from selfsup_compare import cpu_name
 from pssr.io import atomic_write, shared_data_dir
 
 RESULTS = ROOT / 'bench' / 'results' / 'selfsup_gigadb.json'
-SIGMAS = (0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3)  # px, the Gaussian oracle's candidates
+SIGMAS = (0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4)  # px, the Gaussian oracle's candidates
+LAGS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2))
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--epochs', type=int, default=8)
-    p.add_argument('--steps', type=int, default=40, help='optimiser steps per epoch')
+    p.add_argument('--tiles', type=int, default=500, help='crops per training image per epoch (2 training images, batch 8: 125 steps per epoch)')
     p.add_argument('--size', type=int, default=64, help='sub-image crop (px); cut from 2*size px crops')
     p.add_argument('--arch', default='unet_small')
     p.add_argument('--data', type=Path, default=None)
     p.add_argument('--workdir', type=Path, default=Path.home() / '.cache' / 'pssr-bench', help='temporary files go below it')
     p.add_argument('--out', type=Path, default=RESULTS)
+    p.add_argument('--model', type=Path, default=None, help='score this saved model instead of training one (its record says how it was trained)')
+    p.add_argument('--train-note', default=None, help='with --model: how it was trained (steps, CPU minutes, load), stored in the JSON')
+    p.add_argument('--no-tta', action='store_true', help='skip the --tta row (8 passes: slow on the 2048² image)')
     p.add_argument('--report', action='store_true')
     return p.parse_args(argv)
 
 
-def baselines(lo, gt) -> dict:
-    "The noisy input, the best-sigma Gaussian (chosen with `gt`: an oracle) and NL-means with its estimated sigma."
+def lag_corr(r, dy: int, dx: int) -> float:
+    "Correlation of `r` with itself shifted by (dy, dx) px."
     import numpy as np
+    h, w = r.shape
+    a = r[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+    b = r[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def noise_diagnosis(lo, gt) -> dict:
+    "Lag correlations of the residual `lo - affine(gt)`, raw and high-passed (minus its Gaussian(4 px) blur)."
+    from scipy import ndimage
+    from pssr.evaluate import fit_affine
+    r = lo - fit_affine(lo, gt)
+    hp = r - ndimage.gaussian_filter(r, 4)
+    return {f'{dy},{dx}': dict(raw=round(lag_corr(r, dy, dx), 3), highpass=round(lag_corr(hp, dy, dx), 3)) for dy, dx in LAGS}
+
+
+def baselines(lo, gt) -> tuple:
+    "The noisy input, the best-sigma Gaussian (chosen with `gt`: an oracle) and NL-means with its estimated sigma; and those sigmas."
     from scipy import ndimage
     from skimage.restoration import denoise_nl_means, estimate_sigma
     from pssr.evaluate import psnr_normalized
     from pssr.io import normalize_percentile
     n = normalize_percentile(lo)
-    gauss = max((ndimage.gaussian_filter(n, s) for s in SIGMAS), key=lambda g: psnr_normalized(gt, g))
+    best = max(SIGMAS, key=lambda s: psnr_normalized(gt, ndimage.gaussian_filter(n, s)))
     sigma = float(estimate_sigma(n))
-    return {'noisy input': lo, 'Gaussian (oracle σ)': gauss,
-            'NL-means (estimated σ)': denoise_nl_means(n, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6)}
+    return ({'noisy input': lo, 'Gaussian (oracle σ)': ndimage.gaussian_filter(n, best),
+             'NL-means (estimated σ)': denoise_nl_means(n, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6)},
+            dict(gauss_oracle_sigma=best, nlm_sigma=round(sigma, 5)))
 
 
 def report(out: Path):
     import pandas as pd
     r = json.loads(out.read_text())
-    print(f"{r['settings']}\n{r['machine']}, load {r['load_start']} -> {r['load_end']}, training {r['train_cpu_min']} CPU min / {r['train_wall_min']} wall min")
+    print(f"{r['command']}\n{r['machine']}, load {r['load_start']} -> {r['load_end']}, "
+          f"{r['settings']['total_steps']} steps: {r['train_cpu_min']} CPU min / {r['train_wall_min']} wall min; held out: {r['held_out']}")
     print(pd.DataFrame({tuple(k.split(' | ')): v for k, v in r['table'].items()}).T.round(3).to_string())
+
+
+def train_cli(args: list) -> tuple:
+    "`pssr train ARGS` in this process: (CPU s, wall s); raises on a non-zero exit."
+    from pssr.cli import main as cli
+    c0, t0 = time.process_time(), time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        code = cli(['train', *map(str, args)])
+    if code: raise SystemExit(f'pssr train failed ({code}): {err.getvalue()[-2000:]}')
+    return time.process_time() - c0, time.perf_counter() - t0
 
 
 def main(argv=None):
     a = parse_args(argv)
     if a.report: return report(a.out)
-    import torch
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    import numpy as np, torch
     torch.set_num_threads(1)
     from pssr.evaluate import psnr_normalized, ssim_normalized
     from pssr.io import read_image
-    from pssr.learner import TrainConfig
+    from pssr.model_io import load_model
     from pssr.predict import restore
-    from pssr.selfsup import noisy_dataloaders, fit_steps, restore_subimages, SUBIMAGE_COMBINE
     data = a.data or (shared_data_dir() / 'fluo/gigadb_bpae' if shared_data_dir() else None)
     if data is None or not (data / 'low_snr').is_dir(): sys.exit('GigaDB BPAE data not found (shared/data/fluo/gigadb_bpae)')
     load0 = os.getloadavg()
     a.workdir.mkdir(parents=True, exist_ok=True)
+    table, diag = {}, {}
     with tempfile.TemporaryDirectory(dir=a.workdir) as d:
-        cfg = TrainConfig(name='gigadb', noisy=str(data / 'low_snr'), self_supervised='subsample', scale=1, size=a.size, arch=a.arch,
-                          epochs=a.epochs, models_dir=d, valid_pct=0.34)
-        dls = noisy_dataloaders(cfg.noisy, 'subsample', True, size=a.size, bs=cfg.bs, valid_pct=cfg.valid_pct, tiles_per_image=16)
-        learn, cpu, wall, n = fit_steps(cfg, dls, a.steps)
-        model, table = learn.model.eval(), {}
+        args = ['--noisy', data / 'low_snr', '--self-supervised', 'subsample', '--arch', a.arch, '--size', a.size, '--tiles', a.tiles,
+                '--epochs', a.epochs, '--valid-pct', 0.34, '--name', 'gigadb', '--models-dir', d]
+        cpu, wall = train_cli(args) if a.model is None else (float('nan'), float('nan'))
+        net, rec = load_model(a.model or Path(d) / 'gigadb')  # as `pssr predict` loads it: SubImages around the network
+        held_out = rec.data['split']['valid_images']
         for p in sorted((data / 'low_snr').glob('*.png')):
-            lo, gt = read_image(p)[0], read_image(data / 'high_snr' / p.name)[0]
-            cands = {**baselines(lo, gt), 'self-supervised, full image': restore(model, lo, progress=False),
-                     **{f'self-supervised, sub-images ({c})': restore_subimages(model, lo, c) for c in SUBIMAGE_COMBINE}}
-            for k, v in cands.items(): table[f'{p.stem} | {k}'] = dict(psnr=round(psnr_normalized(gt, v), 3), ssim=round(ssim_normalized(gt, v), 4))
+            lo, gt = (read_image(q)[0].astype(np.float32) for q in (p, data / 'high_snr' / p.name))
+            base, sig = baselines(lo, gt)
+            diag[p.stem] = dict(noise_lag_correlation=noise_diagnosis(lo, gt), **sig, held_out=p.name in {Path(h).name for h in held_out})
+            t0 = time.perf_counter()
+            model_out = restore(net, lo, progress=False)
+            t_pred = time.perf_counter() - t0
+            cands = {**base, 'self-supervised (pssr predict)': model_out,
+                     **({} if a.no_tta else {'self-supervised, --tta': restore(net, lo, progress=False, tta=True)[0]}),
+                     'self-supervised, full image (diagnosis)': restore(net.model, lo, progress=False)}
+            for k, v in cands.items():
+                table[f'{p.stem} | {k}'] = dict(psnr=round(psnr_normalized(gt, v), 3), ssim=round(ssim_normalized(gt, v), 4))
+            diag[p.stem]['predict_wall_s'] = round(t_pred, 1)
             print(p.stem, {k: v for k, v in table.items() if k.startswith(p.stem)}, flush=True)
-    res = dict(settings=dict(epochs=a.epochs, steps_per_epoch=a.steps, total_steps=n, bs=cfg.bs, size=a.size, arch=a.arch, torch_threads=1),
-               machine=f'{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)', load_start=[round(x, 2) for x in load0],
-               load_end=[round(x, 2) for x in os.getloadavg()], train_cpu_min=round(cpu / 60, 2), train_wall_min=round(wall / 60, 1),
-               date=time.strftime('%Y-%m-%d %H:%M'), table=table)
+    n_train = len(rec.data['split']['train_images'])
+    cmd = 'pssr train ' + ' '.join(str(x) for x in args[:-4]) + ' --name gigadb; pssr predict models/gigadb.pth LOW_SNR'
+    res = dict(command=cmd if a.model is None else f'scored a given model ({a.model.name}); {a.train_note}',
+               settings=dict(epochs=len(rec.history) if a.model else a.epochs, tiles=None if a.model else a.tiles, train_images=n_train, bs=rec.config.bs,
+                             total_steps=None if a.model else a.epochs * (a.tiles * n_train // rec.config.bs), size=a.size, arch=a.arch, torch_threads=1),
+               held_out=held_out, machine=f'{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)',
+               load_start=[round(x, 2) for x in load0], load_end=[round(x, 2) for x in os.getloadavg()],
+               train_cpu_min=None if a.model else round(cpu / 60, 2), train_wall_min=None if a.model else round(wall / 60, 1), valid_loss=[round(h['valid_loss'], 6) for h in rec.history],
+               date=time.strftime('%Y-%m-%d %H:%M'), diagnosis=diag, table=table)
     with atomic_write(a.out, 'w') as f: json.dump(res, f, indent=1)
     report(a.out)
 

@@ -141,9 +141,9 @@ def model_from_record(rec:ModelRecord|dict, # a `ModelRecord` (or its JSON dict)
     except (RuntimeError, TypeError, AttributeError) as e:
         raise PssrInputError(wsrc, f'weights do not match the architecture in {Path(str(src)).name} ({str(e).splitlines()[0]})',
                              'keep the .pth and .json of one model together') from None
-    if rec.config is not None and rec.config.noisy is not None and rec.n_frames > 1:
-        from pssr.selfsup import BlindCentre  # multi-frame self-supervised: trained without frame t, so predict without it too
-        model = BlindCentre(model)
+    if rec.config is not None and rec.config.noisy is not None:  # self-supervised: multi-frame blind to frame t, sub-image models at their scale
+        from pssr.selfsup import prediction_model
+        model = prediction_model(model, rec)
     model.record = rec  # what `pssr.predict` reads the normalisation and training crop from
     return model.eval()
 

@@ -22,7 +22,7 @@ __all__ = ['DEFAULT_RADIUS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'SUBIMAGE
            'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited', 'fit_fnsm_radius', 'expectation_gap',
            'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window', 'BlindCentre', 'resolve_mode',
            'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps',
-           'compare_training', 'restore_subimages']
+           'compare_training', 'SubImages', 'restore_subimages', 'prediction_model']
 
 # %% ../nbs/12_self_supervised.ipynb #5020d2cb
 def otf_radius(na:float, # numerical aperture of the objective
@@ -370,25 +370,53 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
     return table
 
 # %% ../nbs/12_self_supervised.ipynb #ss-sub-code
-SUBIMAGE_COMBINE = ('interleave', 'average')
+SUBIMAGE_COMBINE = ('average', 'interleave')
+
+class SubImages(nn.Module):
+    "A scale-1 sub-image model applied at its training scale: the four 2×2 phases restored one by one, put back on the full grid."
+    def __init__(self, model:nn.Module, # a network trained on interleaved sub-images (`self_supervised='subsample'`, scale 1)
+                 combine:str='average', # 'average' (all four resampled with their offsets and averaged) | 'interleave'
+                ):
+        super().__init__()
+        if combine not in SUBIMAGE_COMBINE: raise PssrInputError('combine', f'unknown {combine!r}', f'use one of {SUBIMAGE_COMBINE}')
+        model = model.model if isinstance(model, SubImages) else model
+        if model.scale != 1: raise PssrInputError('model', f'scale {model.scale}: sub-image restoration needs a denoiser (scale 1)', 'restore the full image')
+        self.model, self.combine, self.scale, self.n_frames = model, combine, 1, model.n_frames
+        self.size_multiple = 2 * getattr(model, 'size_multiple', 32)  # each phase is half the tile
+        if hasattr(model, 'record'): self.record = model.record
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        if H % 2 or W % 2: x = F.pad(x, (0, W % 2, 0, H % 2), mode='reflect')  # four equal phases
+        phases = [(dy, dx) for dy in (0, 1) for dx in (0, 1)]
+        subs = self.model(torch.cat([x[..., dy::2, dx::2] for dy, dx in phases])).chunk(4)  # one batch of 4B
+        h, w = subs[0].shape[-2:]
+        if self.combine == 'interleave':
+            out = x.new_zeros(subs[0].shape[:2] + (2 * h, 2 * w))
+            for (dy, dx), s in zip(phases, subs): out[..., dy::2, dx::2] = s
+            return out[..., :H, :W]
+        out = 0
+        for (dy, dx), s in zip(phases, subs):  # full pixel y sits at (y - dy) / 2 on the phase's grid
+            gy = (torch.arange(2 * h, device=x.device, dtype=s.dtype) - dy) / max(h - 1, 1) - 1
+            gx = (torch.arange(2 * w, device=x.device, dtype=s.dtype) - dx) / max(w - 1, 1) - 1
+            grid = torch.stack(torch.meshgrid(gx, gy, indexing='xy'), -1).expand(len(s), -1, -1, -1)
+            out = out + F.grid_sample(s, grid, mode='bicubic', padding_mode='border', align_corners=True) / 4
+        return out[..., :H, :W]
 
 def restore_subimages(model, # a model trained on interleaved sub-images (`self_supervised='subsample'`), or its path
                       image:np.ndarray, # 2D image (or (N, Y, X) stack of 2D images)
-                      combine:str='interleave', # 'interleave' (each phase at its own pixels) | 'average' (all four resampled and averaged)
+                      combine:str='average', # 'average' | 'interleave' (see `SubImages`)
                       **kwargs, # passed to `pssr.predict.restore`
                      ) -> np.ndarray:
-    "Restore `image` at the scale a sub-image model was trained on: its four 2×2 phases one by one, put back on the full grid."
+    "Restore `image` at the scale a sub-image model was trained on (`SubImages` through `pssr.predict.restore`)."
     from pssr.predict import restore, as_model
-    if combine not in SUBIMAGE_COMBINE: raise PssrInputError('combine', f'unknown {combine!r}', f'use one of {SUBIMAGE_COMBINE}')
-    x = np.asarray(image, np.float32)
-    if x.ndim == 3: return np.stack([restore_subimages(model, f, combine, **kwargs) for f in x])
-    model, (H, W) = as_model(model), x.shape
-    xp = np.pad(x, ((0, H % 2), (0, W % 2)), mode='reflect')  # even size: four equal phases
-    out = np.zeros(xp.shape, np.float32)
-    if combine == 'average': yy, xx = np.mgrid[:xp.shape[0], :xp.shape[1]].astype(np.float32)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            sub = restore(model, xp[dy::2, dx::2], **{'progress': False, **kwargs})
-            if combine == 'interleave': out[dy::2, dx::2] = sub
-            else: out += ndimage.map_coordinates(sub, [(yy - dy) / 2, (xx - dx) / 2], order=3, mode='nearest') / 4
-    return out[:H, :W]
+    return restore(SubImages(as_model(model), combine), image, **{'progress': False, **kwargs})
+
+def prediction_model(model:nn.Module, # a network as rebuilt from its record
+                     rec, # its `pssr.config.ModelRecord`
+                    ) -> nn.Module:
+    "The network as a self-supervised model predicts: multi-frame blind to its centre frame, scale-1 sub-image models at their training scale."
+    if rec.config is None or rec.config.noisy is None: return model
+    if rec.n_frames > 1: return BlindCentre(model)
+    if (rec.data.get('split') or {}).get('self_supervised') == 'subsample' and rec.scale == 1: return SubImages(model)
+    return model

@@ -126,3 +126,22 @@ def test_multiframe_from_the_command_line(noisy_dir, tmp_path):
     changed[3] = np.random.default_rng(3).permutation(stack[3].ravel()).reshape(stack[3].shape)
     out, out2 = (restore(net, s, progress=False, pmin=0, pmax=100) for s in (stack, changed))
     np.testing.assert_array_equal(out[3], out2[3])
+
+
+def test_subimage_model_predicts_at_its_training_scale(tmp_path):
+    "A scale-1 sub-image model reloads wrapped in `SubImages` (four phases averaged), so `pssr predict` restores as the GigaDB bench measured."
+    from pssr.selfsup import SubImages
+    d = tmp_path / 'single'; d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_tiff(d / f'img_{i}.tif', rng.poisson(synthetic_timelapse(1, 64, seed=i)[0] * 100).astype(np.uint16), axes='YX')
+    code, out, err = run_cli('--noisy', d, '--self-supervised', 'subsample', '--name', 'sub', '--models-dir', tmp_path / 'm',
+                             *TINY, '--size', 16)
+    assert code == 0, err
+    net, rec = load_model(tmp_path / 'm' / 'sub')
+    assert isinstance(net, SubImages) and net.combine == 'average' and net.record is rec and rec.scale == 1
+    img = rng.poisson(synthetic_timelapse(1, 64, seed=5)[0] * 100).astype(np.float32)[:61, :63]  # odd sides
+    res = restore(net, img, progress=False)
+    assert res.shape == img.shape and np.isfinite(res).all()
+    phases = [restore(net.model, img[dy::2, dx::2], progress=False) for dy in (0, 1) for dx in (0, 1)]
+    np.testing.assert_allclose(res[::2, ::2].mean(), np.mean([p.mean() for p in phases]), rtol=0.05)  # the four phases' estimates, averaged
