@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .io import PssrInputError, open_tiff_lazy
 from .model_io import cpu_state, model_from_record, model_record
-from .predict import get_device, is_zarr, iter_blocks, read_ome_zarr, write_blocks
+from .predict import TorchPSSRNet, get_device, is_zarr, iter_blocks, read_ome_zarr, write_blocks
 
 # %% ../nbs/14_distributed.ipynb #79eea957
 @contextmanager
@@ -47,9 +47,11 @@ def open_lazy(src:str|Path) -> tuple:
 class ModelPlugin(WorkerPlugin):
     "A dask worker plugin carrying a PSSR network to each worker once (also to workers that join or restart later)."
     def __init__(self, net:torch.nn.Module):
-        # a PSSR U-Net travels as its JSON record + CPU state dict (parametrized layers cannot be pickled), rebuilt by
-        # `model_from_record` on the worker; any other network (tests, bioimage.io wrappers) is pickled as is
-        self.payload = ((model_record(net, None), cpu_state(net)) if getattr(net, 'config', None) is not None
+        # a fastai-built PSSR U-Net travels as its JSON record + CPU state dict (parametrized layers cannot be pickled), rebuilt
+        # by `model_from_record` on the worker; any other network (`TorchPSSRNet`: plain torch modules, no fastai import on
+        # the workers; tests, bioimage.io wrappers) is pickled as is
+        rebuild = getattr(net, 'config', None) is not None and not isinstance(net, TorchPSSRNet)
+        self.payload = ((model_record(net, None), cpu_state(net)) if rebuild
                         else net if next(net.parameters()).device.type == 'cpu' else copy.deepcopy(net).cpu())
         self.net, self.inputs = None, {}
     def setup(self, worker):

@@ -10,7 +10,6 @@ import numpy as np, torch
 import pssr
 from .io import IMAGE_SUFFIXES, PssrInputError, atomic_write, list_images, model_file
 from .config import ModelConfig, ModelRecord, Normalization, TrainConfig, read_json
-from .models import PSSRNet, build_model
 
 # %% auto #0
 __all__ = ['plain', 'torch_save', 'torch_load', 'unwrap', 'cpu_state', 'library_versions', 'describe_data', 'epoch_metrics',
@@ -136,6 +135,7 @@ def model_from_record(rec:ModelRecord|dict, # a `ModelRecord` (or its JSON dict)
     "Rebuild the network `rec` describes, with the weights `state`, in eval mode on the CPU; `net.record` is `rec`."
     rec = rec if isinstance(rec, ModelRecord) else ModelRecord.from_dict(rec, src)
     # the state dict holds every weight: never fetch or read the encoder's initial weights again
+    from pssr.models import build_model  # here: `pssr.predict` reads records without importing fastai
     model = build_model(dataclasses.replace(rec.model, pretrained=False, weights=None))
     try: model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:

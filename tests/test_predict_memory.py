@@ -85,3 +85,21 @@ def test_out_of_core_memory_is_flat(tmp_path):
         assert (folder / 'out' / 'in_pssr.zarr').exists()
     assert peaks[1024] < peaks[512] + 100 * 2**20, {k: f'{v / 2**20:.0f} MiB' for k, v in peaks.items()}
     assert max(peaks.values()) < MAX_MEMORY
+
+
+LEAN_CHILD = '''
+import sys
+from pssr.cli import main
+assert main(sys.argv[2:]) == 0
+heavy = sorted(m for m in ('fastai', 'torchvision', 'torch._dynamo', 'pandas', 'matplotlib', 'dask', 'skimage') if m in sys.modules)
+assert not heavy, f'pssr predict imported {heavy}'
+'''
+
+
+def test_predict_startup_imports_no_fastai(tmp_path, default_model):
+    "`pssr predict` with the default architecture builds the network with torch alone: no fastai, torchvision or torch._dynamo import (start-up)."
+    x = (np.random.default_rng(0).random((64, 64)) * 4000).astype(np.uint16)
+    inp = write_tiff(tmp_path / 'in.tif', x, pixel_size=0.032)
+    child_peak(LEAN_CHILD, ['predict', '-q', default_model, inp, '-o', tmp_path / 'out'], tmp_path)
+    y, _ = read_image(tmp_path / 'out' / 'in_pssr.tif')
+    assert y.shape == (256, 256) and np.isfinite(y).all()
