@@ -342,3 +342,6 @@ def main(argv:list|None=None # arguments; `sys.argv[1:]` when None
         print(f'pssr: internal error: {type(e).__name__}: {" ".join(str(e).split())[:300]} (a bug: please report it; '
               'PSSR_DEBUG=1 shows the traceback)', file=sys.stderr)
         return 1
+
+# %% ../nbs/20_cli.ipynb #00e14e4e
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())

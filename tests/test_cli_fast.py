@@ -36,3 +36,11 @@ def test_predict_runs_torch_when_it_needs_the_model(tmp_path):
     torch, code, err = imports_torch(['predict', 'm.pth', 'a.tif', '-o', 'out'], tmp_path)
     assert (torch, code) == (True, 2), err
     assert 'Warning' not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_python_m_pssr_cli_runs_the_cli():
+    "`python -m pssr.cli` (used by `accelerate launch -m pssr.cli train`) is the same command line as `pssr`."
+    r = subprocess.run([sys.executable, '-m', 'pssr.cli', '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and 'usage: pssr' in r.stdout, (r.returncode, r.stdout[:200], r.stderr[:200])
+    r = subprocess.run([sys.executable, '-m', 'pssr.cli', 'predict', 'missing.pth', 'missing.tif', '-o', 'out'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'missing' in r.stderr and 'Traceback' not in r.stderr, (r.returncode, r.stderr[:300])
