@@ -5,7 +5,7 @@ model is fine-tuned for `--adv` epochs with the pixel loss alone and each GAN mo
 steps with pixel + `w` x patch-critic loss (`pssr.gan.gan_learner`; its critic steps come on top), all at a tenth of the
 peak learning rate, as `pssr.gan.train_gan`. Steps do not depend on the machine's load; CPU seconds are reported too.
 Held-out images are scored by `pssr.evaluate` (PSNR, SSIM, FRC resolution in px: smaller is better; the guard's
-consistency gain over bilinear).
+local chi-square and flagged percentage).
 
     .venv/bin/python bench/gan_vs_pixel.py --pre 40 --adv 20 --crappifier em --weights 0.005 0.02 0.1
 
@@ -26,7 +26,7 @@ from pssr.learner import TrainConfig, train, DEFAULT_LR
 from pssr.gan import gan_learner
 from pssr.predict import restore
 
-COLS = ('psnr', 'ssim', 'frc_px', 'consistency_gain')
+COLS = ('psnr', 'ssim', 'frc_px', 'consistency_chi2', 'flagged_pct')
 
 
 def score(net, tests, degrade) -> dict:
@@ -39,6 +39,13 @@ def score(net, tests, degrade) -> dict:
     return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
 
 
+def above_nyquist_pct(img, scale: int = 2) -> float:
+    "% of an HR image's (mean-subtracted) spectral energy above the LR Nyquist frequency: detail only a prior can restore."
+    f = np.fft.fftshift(np.abs(np.fft.fft2(img - img.mean())) ** 2)
+    fy, fx = np.meshgrid(*(np.fft.fftshift(np.fft.fftfreq(n)) for n in img.shape), indexing='ij')
+    return float(100 * f[np.maximum(abs(fy), abs(fx)) > 0.5 / scale].sum() / f.sum())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--pre', type=int, default=40, help='pixel-loss pre-training epochs (shared)')
@@ -47,6 +54,7 @@ def main(argv=None):
     ap.add_argument('--crappifier', default='em'); ap.add_argument('--kind', default='fluo')
     ap.add_argument('--n-train', type=int, default=6); ap.add_argument('--n-test', type=int, default=4)
     ap.add_argument('--size', type=int, default=256)
+    ap.add_argument('--gen-lr-div', type=float, default=10, help='fine-tuning learning rate = peak / this (pixel and GAN alike)')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp())
@@ -62,23 +70,24 @@ def main(argv=None):
     t0 = time.process_time()
     learn = train(cfg)
     nb = len(learn.dls.train)
-    res = dict(args=vars(a), batches_per_epoch=nb, runs={'pretrained': dict(steps=a.pre * nb, cpu_s=round(time.process_time() - t0, 1),
+    res = dict(args=vars(a), batches_per_epoch=nb, hr_energy_above_lr_nyquist_pct=round(float(np.mean([above_nyquist_pct(gt) for _, gt in tests])), 2), runs={'pretrained': dict(steps=a.pre * nb, cpu_s=round(time.process_time() - t0, 1),
                                                                              **score(learn.model, tests, degrade))})
     state = {k: v.clone() for k, v in learn.model.state_dict().items()}
     for w in [None, *a.weights]:
         learn.model.load_state_dict(state); torch.manual_seed(0)
         t0 = time.process_time()
         if w is None:
-            learn.fit(a.adv, (cfg.lr or DEFAULT_LR) / 10); net, name, gen_steps = learn.model, 'pixel', a.adv * nb
+            learn.fit(a.adv, (cfg.lr or DEFAULT_LR) / a.gen_lr_div); net, name, gen_steps = learn.model, 'pixel', a.adv * nb
         else:  # one critic step per generator step: twice the epochs for the same generator steps
             g = gan_learner(learn, dataclasses.replace(cfg, loss='gan', gan_weight=w))
-            g.fit(2 * a.adv, (cfg.lr or DEFAULT_LR) / 10); net, name, gen_steps = g.model.generator, f'gan_w{w:g}', a.adv * nb
+            g.fit(2 * a.adv, (cfg.lr or DEFAULT_LR) / a.gen_lr_div); net, name, gen_steps = g.model.generator, f'gan_w{w:g}', a.adv * nb
         res['runs'][name] = dict(steps=a.pre * nb + gen_steps, fine_tune_generator_steps=gen_steps,
                                  fine_tune_cpu_s=round(time.process_time() - t0, 1), **score(net, tests, degrade))
         print(name, res['runs'][name], flush=True)
+    res['crappifier_dict'] = crap.to_dict()
     res['loadavg'] = os.getloadavg()
     res['cpu'] = 'AMD EPYC, 2 cores shared with other jobs; 1 torch thread'
-    out = ROOT / 'bench' / 'results' / f'gan_vs_pixel_{a.crappifier}.json'
+    out = ROOT / 'bench' / 'results' / f'gan_vs_pixel_{Path(a.crappifier).stem}.json'
     with atomic_write(out, 'w') as f: json.dump(res, f, indent=1)
     import pandas as pd
     print(pd.DataFrame(res['runs']).T.to_string())

@@ -165,8 +165,8 @@ def add_predict(subparsers, # the `pssr` parser's subparsers
     p.add_argument('--bs', type=cli_number(int, 1), default=PREDICT_DEFAULTS['bs'], help='tiles per batch (default: 1-4, chosen with the tile size from --max-memory)')
     p.add_argument('--tta', action='store_true', help='average 8 flips/rotations and save an uncertainty map')
     p.add_argument('--consistency', '--trust', dest='trust', action='store_true', help="hallucination guard (--trust is the same): write "
-                   '<name>_trust.tif, how far the re-degraded restoration is from the input; print its consistency PSNR and warn '
-                   'when it is worse than bilinear interpolation')
+                   '<name>_trust.tif, the local chi-square of input minus re-degraded restoration (1 = the input\'s noise); print it and warn '
+                   'when more than 2 %% of the image departs from the input beyond its noise')
     p.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda if available')
     for k, what in (('channel', 'channel (index or name)'), ('z', 'z plane'), ('t', 'time point')):
         p.add_argument(f'--{k}', type=_plane if k == 'channel' else cli_number(int, 0), help=f'restore this {what} of a multi-dimensional file')

@@ -5,7 +5,7 @@ next to the simple upscaling a microscope user could do without any network."""
 
 # %% ../nbs/15_evaluate.ipynb #eac043a9
 from __future__ import annotations
-import argparse, json
+import argparse, json, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -24,15 +24,15 @@ from .io import (PMAX, PMIN, PssrInputError, atomic_dir, atomic_write, check_ima
 from .crappify import ALIGNMENTS  # pixel alignments of bilinear resampling, shared with the crappifiers
 
 # %% auto #0
-__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'TRUST_SIGMA', 'TRUST_THRESHOLD',
-           'FORWARD_MODEL', 'METHOD_LABELS', 'METRICS', 'check_pair', 'affine_params', 'fit_affine', 'normalize_pair',
-           'nrmse', 'psnr_normalized', 'ssim_normalized', 'error_map', 'split_checkerboard', 'frc', 'frc_resolution',
-           'baseline_upscale', 'alignment_of', 'clean_degradation', 'pairs_forward_model', 'model_degradation',
-           'consistency', 'trust', 'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics',
-           'evaluate_image', 'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations',
-           'plot_evaluation', 'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale',
-           'evaluate_pairs', 'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file',
-           'run_evaluate_cli']
+__all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELINES', 'TRUST_SIGMA', 'TRUST_WINDOW', 'TRUST_CHI2',
+           'TRUST_AREA', 'NOISE_FLOOR', 'FORWARD_MODEL', 'METHOD_LABELS', 'METRICS', 'check_pair', 'affine_params',
+           'fit_affine', 'normalize_pair', 'nrmse', 'psnr_normalized', 'ssim_normalized', 'error_map',
+           'split_checkerboard', 'frc', 'frc_resolution', 'baseline_upscale', 'alignment_of', 'clean_degradation',
+           'pairs_forward_model', 'model_degradation', 'noise_sd', 'noise_variance', 'consistency', 'trust',
+           'trust_warning', 'format_trust', 'as_predictor', 'ImageEvaluation', 'method_metrics', 'evaluate_image',
+           'comparison_panels', 'draw_comparison', 'plot_comparison', 'merge_evaluations', 'plot_evaluation',
+           'write_csv', 'write_png', 'save_evaluation', 'summarize', 'format_summary', 'pair_scale', 'evaluate_pairs',
+           'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file', 'run_evaluate_cli']
 
 # %% ../nbs/15_evaluate.ipynb #b8690513
 def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +199,11 @@ def alignment_of(crappifier, size: int = 256, seed: int = 0) -> str:
     return min(err, key=err.get)
 
 # %% ../nbs/15_evaluate.ipynb #53c7790d
-TRUST_SIGMA = 1.0  # LR px: input and re-degraded output are smoothed this much before comparing (pixel noise averages out)
-TRUST_THRESHOLD = 0.0  # dB: flag a restoration less consistent with its input than bilinear interpolation (measured below)
+TRUST_SIGMA = 1.0  # LR px: the residual is low-passed this much (structure survives, white pixel noise averages out)
+TRUST_WINDOW = 2.0  # LR px: the local chi-square averages the normalised low-passed residual over this Gaussian window
+TRUST_CHI2 = 4.0  # local chi-square above which a region is flagged (pure white noise exceeds it on ~0.1 % of the area)
+TRUST_AREA = 2.0  # %: `trust_warning` warns when more than this much of the image is flagged (measured below)
+NOISE_FLOOR = 0.0025  # fraction of the input range: the smallest noise sd assumed (about one 8-bit grey level)
 
 def clean_degradation(crappifier=None, # a `Crappifier` (object or `to_dict()`), or None
                       scale: int = 4, # with `crappifier=None`: bilinear downsampling by `scale`
@@ -250,14 +253,48 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
+def noise_sd(x: np.ndarray) -> float:
+    "Robust sd of the white noise in `x`: median absolute deviation of its 2x2 diagonal differences (blind to ramps)."
+    d = (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2
+    return 1.4826 * float(np.median(np.abs(d - np.median(d))))
+
+def noise_variance(x: np.ndarray, # a percentile-normalised input plane
+                   sigma: float = TRUST_SIGMA, # px: smoothing of the local mean the noise is a function of
+                  ) -> np.ndarray:
+    "Per-pixel noise variance of `x`: `var = a * mean + b` (`pssr.noisefit.binned_line` over pixels; `noise_sd` if it cannot fit)."
+    from pssr.noisefit import binned_line
+    floor = max(noise_sd(x) / 2, NOISE_FLOOR) ** 2
+    d = (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2  # 2x2 diagonal differences: noise, not ramps
+    mean = ndimage.gaussian_filter(x, sigma)
+    try:
+        with warnings.catch_warnings():  # few distinct grey levels (8-bit) make the line fit ill-conditioned, not wrong
+            warnings.simplefilter('ignore', np.exceptions.RankWarning)
+            f = binned_line(mean[:-1, :-1].ravel(), d.ravel() ** 2, n_bins=16, stat='median', dof=1)
+    except PssrInputError: return np.full_like(x, max(noise_sd(x) ** 2, floor))  # too small or too flat to fit a line
+    return np.maximum(f['a'] * mean + f['b'], floor)
+
+def _kernel_norm(sigma: float) -> float:
+    "L2 norm of the discrete Gaussian filter: the sd of unit white noise after `gaussian_filter(., sigma)`."
+    d = np.zeros((2 * int(4 * sigma + 1) + 1,) * 2); d[d.shape[0] // 2, d.shape[1] // 2] = 1
+    return float(np.sqrt((ndimage.gaussian_filter(d, sigma) ** 2).sum()))
+
+def _robust_residual(x, back) -> np.ndarray:
+    "`x - (a * back + b)`: gain and offset are not hallucinations; fitted on the best-fitting half, so what is invented does not bias them."
+    res = x - fit_affine(x, back)
+    for _ in range(2):
+        ok = np.abs(res) <= np.median(np.abs(res))
+        a, b = affine_params(x[ok], back[ok])
+        res = x - (a * back + b)
+    return res
+
 def consistency(lr, # the model's input (Y, X) or stack (N, Y, X), any units
                 restored, # its restoration: `scale` times larger in YX, in any linear units
                 degrade: Callable, # `hr -> lr` without noise (`model_degradation`, `clean_degradation`)
-                sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, float]:
-    "Residual |input - re-degraded restoration| on the HR grid (fraction of the input's range) and its PSNR (dB)."
+                sigma: float = TRUST_SIGMA, window: float = TRUST_WINDOW, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
+    "Local chi-square map (on the HR grid; ~1 where the residual input - re-degraded restoration is noise) and its summary."
     lr, hr = _planes(lr), _planes(restored)
     if len(lr) != len(hr): raise PssrInputError(name, f'{len(lr)} input planes but {len(hr)} restored planes', 'pass the restoration of this input')
-    maps, sq = [], []
+    maps, chi2 = [], []
     for x, y in zip(lr, hr):
         back = degrade(y)
         if back.shape != x.shape:
@@ -265,39 +302,37 @@ def consistency(lr, # the model's input (Y, X) or stack (N, Y, X), any units
                                  'use the degradation (scale) of the model that made the restoration')
         lo, hi = percentile_range(x, pmin, pmax)
         if not hi > lo: raise PssrInputError(name, 'input is constant (no contrast between percentiles)', 'check the input image')
-        xs = ndimage.gaussian_filter((x - lo) / (hi - lo), sigma)
-        res = np.abs(xs - fit_affine(xs, ndimage.gaussian_filter(back, sigma)))  # gain and offset are not hallucinations
-        sq.append(res ** 2)
-        maps.append(ndimage.zoom(res, (y.shape[0] / x.shape[0], y.shape[1] / x.shape[1]), order=1, grid_mode=True, mode='nearest'))
-    mse = float(np.mean(sq))
-    psnr = PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(-10 * np.log10(mse))
-    return np.stack(maps).reshape(np.shape(restored)).astype(np.float32), psnr
+        xs = (x - lo) / (hi - lo)
+        sd = np.sqrt(noise_variance(xs, sigma))
+        res = np.clip(_robust_residual(xs, back), -5 * sd, 5 * sd)  # lone outliers are noise
+        z = ndimage.gaussian_filter(res, sigma) / (sd * _kernel_norm(sigma))  # ~N(0, 1) where the residual is white noise
+        chi2.append(ndimage.gaussian_filter(z ** 2, window))
+        maps.append(ndimage.zoom(chi2[-1], (y.shape[0] / x.shape[0], y.shape[1] / x.shape[1]), order=1, grid_mode=True, mode='nearest'))
+    c = np.concatenate([m.ravel() for m in chi2])
+    stats = dict(consistency_chi2=float(c.mean()), flagged_pct=float(100 * np.mean(c > TRUST_CHI2)))
+    return np.stack(maps).reshape(np.shape(restored)).astype(np.float32), stats
 
 def trust(lr, restored, degrade: Callable, # input, its restoration, `hr -> lr` without noise (as `consistency`)
           std=None, # optional TTA standard deviation (`restore(..., tta=True)`), same shape as `restored`
-          align: str = 'centers', sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
-    "Trust map (residual on the HR grid) and scalars: `consistency_psnr`, `consistency_gain` over bilinear (dB), `tta_sd`."
-    tmap, psnr = consistency(lr, restored, degrade, sigma, pmin, pmax, name)
-    scale = np.shape(restored)[-1] // np.shape(lr)[-1]
-    ref = consistency(lr, baseline_upscale(_planes(lr), scale, 'bilinear', align), degrade, sigma, pmin, pmax, name)[1]
-    stats = dict(consistency_psnr=psnr, consistency_gain=psnr - ref)
+          sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
+    "Trust map (local chi-square on the HR grid) and scalars: `consistency_chi2`, `flagged_pct`, `tta_sd`."
+    tmap, stats = consistency(lr, restored, degrade, sigma, pmin=pmin, pmax=pmax, name=name)
     if std is not None:
         lo, hi = percentile_range(np.asarray(lr, np.float64), pmin, pmax)
         stats['tta_sd'] = float(np.mean(std) / (hi - lo))  # mean TTA disagreement, fraction of the input's range
     return tmap, stats
 
-def trust_warning(stats: dict, name: str = 'image', threshold: float = TRUST_THRESHOLD) -> str | None:
-    "A one-line warning if the restoration explains its input worse than bilinear interpolation by more than `threshold` dB."
-    g = stats['consistency_gain']
-    if g >= threshold: return None
-    return (f'warning: {name}: the restoration is less consistent with its input than bilinear interpolation '
-            f'({g:+.1f} dB): structure may be hallucinated or removed; inspect the trust map')
+def trust_warning(stats: dict, name: str = 'image', threshold: float = TRUST_AREA) -> str | None:
+    "A one-line warning if more than `threshold` % of the restoration is inconsistent with its input beyond the input's noise."
+    p = stats['flagged_pct']
+    if p <= threshold: return None
+    return (f'warning: {name}: {p:.1f} % of the restoration departs from its input by more than the input\'s noise '
+            f'(local chi-square > {TRUST_CHI2:g}): structure may be hallucinated or removed; inspect the trust map')
 
 def format_trust(stats: dict) -> str:
     "The trust scalars as one short phrase."
-    s = f"consistency {stats['consistency_psnr']:.1f} dB ({stats['consistency_gain']:+.1f} dB vs bilinear)"
+    s = f"consistency chi2 {stats['consistency_chi2']:.2f} (1 = noise), {stats['flagged_pct']:.1f} % flagged"
     return s + (f", TTA sd {stats['tta_sd']:.3f}" if 'tta_sd' in stats else '')
-
 
 # %% ../nbs/15_evaluate.ipynb #f8b4c75d
 def as_predictor(model) -> tuple[Callable | None, int | None]:
@@ -349,12 +384,10 @@ def evaluate_image(lr, gt, scale: int, predict: Callable | None = None, pixel_si
     outputs = {m: baseline_upscale(lr, scale, m, align) for m in BASELINES}
     if predict is not None: outputs['model'] = np.asarray(predict(lr), np.float32)
     degrade = degrade or clean_degradation(None, scale, align)
-    cons = {m: consistency(lr, out, degrade, pmin=pmin, pmax=pmax, name=name)[1] for m, out in outputs.items()}
     rows, curves = [], {}
     for method, out in outputs.items():
         row, curves[method] = method_metrics(gt, out, pixel_size, pmin, pmax, name=f'{name} ({method})')
-        rows.append(dict(image=name, method=method, **row, consistency_psnr=cons[method],
-                         consistency_gain=cons[method] - cons['bilinear']))
+        rows.append(dict(image=name, method=method, **row, **consistency(lr, out, degrade, pmin=pmin, pmax=pmax, name=name)[1]))
     return ImageEvaluation(name, lr, gt, outputs, pd.DataFrame(rows), curves, pixel_size)
 
 # %% ../nbs/15_evaluate.ipynb #0fcef60d
@@ -437,7 +470,7 @@ def plot_evaluation(ev: ImageEvaluation, pmin=PMIN, pmax=PMAX) -> Figure:
     return fig
 
 # %% ../nbs/15_evaluate.ipynb #ebc0c2a6
-METRICS = ('psnr', 'ssim', 'nrmse', 'frc_px', 'frc_nm', 'consistency_psnr', 'consistency_gain')
+METRICS = ('psnr', 'ssim', 'nrmse', 'frc_px', 'frc_nm', 'consistency_chi2', 'flagged_pct')
 
 def write_csv(df: pd.DataFrame, path) -> Path:
     "Write `df` to `path` atomically."
@@ -574,7 +607,7 @@ def trust_file(src, restored, outdir, degrade: Callable, # input file, its resto
     (x, _), (y, meta) = read_image(src, channel=channel), read_image(restored)
     tmap, stats = trust(x, y, degrade, read_image(std)[0] if std else None, pmin=pmin, pmax=pmax, name=str(src))
     out = write_tiff(trust_path(src, outdir), tmap, pixel_size=meta.pixel_size, axes=meta.axes, inputs=(src, restored),
-                     metadata={'Info': 'pssr trust map: |input - re-degraded restoration| (fraction of the input range); ' + format_trust(stats)})
+                     metadata={'Info': 'pssr trust map: local chi-square of input - re-degraded restoration (1 = the input noise); ' + format_trust(stats)})
     return out, stats
 
 
