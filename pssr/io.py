@@ -538,7 +538,7 @@ def _default_axes(ndim: int) -> str:
     return 'ZYX'[3 - ndim:]
 
 def write_tiff(path, # output .tif/.tiff file
-               data: np.ndarray, # pixels; float32 stays float32, 16-bit stays 16-bit
+               data: np.ndarray, # pixels; uint8, uint16 and float32 kept, other types written as float32
                pixel_size: float | None = None, # XY pixel size (µm); None: not recorded
                axes: str | None = None, # letters from TZCYX ending in YX, e.g. 'ZYX'; None: from the number of dimensions
                inputs=(), # paths never written over (the job's inputs)
