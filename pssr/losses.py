@@ -186,8 +186,8 @@ class FeatureLoss(nn.Module):
 from .config import LOSSES  # the names (no torch there: the CLI validates --loss with them)
 
 def get_loss(name: str = 'mse', # one of `LOSSES`: 'mse', 'l1', 'msssim_l1', 'perceptual'
-             **kwargs, # passed to the loss (e.g. `weights=` for perceptual)
-            ) -> nn.Module: # passed to the loss (e.g. `weights=` for perceptual)
+             **kwargs,
+            ) -> nn.Module:
     "The training loss called `name` (one of `LOSSES`); `kwargs` go to its constructor (e.g. `weights=` for 'perceptual')."
     key = str(name).lower().replace('-', '_')
     if key not in LOSSES:

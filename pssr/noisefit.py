@@ -142,9 +142,9 @@ def fit_crappifier(lr, # the real low-resolution (noisy) image: 2D array or file
                    hr=None, # its registered high-SNR partner, `scale` times larger (None: `lr` alone)
                    scale: int = 1, # HR px per LR px; also the fitted crappifier's downsampling factor
                    offset: float | None = None, # camera offset (ADU) if known; None: estimated from the fit
-                   **kwargs, # passed to `fit_noise` (`block`, `n_bins`)
-                  ) -> PhysicalCrappifier: # passed to `fit_noise` (`block`, `n_bins`)
-    "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path); see the convention above."
+                   **kwargs,
+                  ) -> PhysicalCrappifier:
+    "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path; `kwargs` go to `fit_noise`); see the convention above."
     f = fit_noise(lr, hr, scale, **kwargs)
     a, b, lo, hi = f['a'], f['b'], f['lo'], f['hi']
     if a <= 0:
