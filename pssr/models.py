@@ -193,7 +193,7 @@ def dynamic_unet(encoder: nn.Sequential, # from `make_encoder`
                  size: int, # input side it is built at (px; rounded up)
                  blur=True, # blur after pixel shuffles (fewer checkerboard artefacts)
                  self_attention=True, # a self-attention layer in the decoder
-                 norm_type=NormType.Weight, # 'weight', 'batch', 'spectral', 'instance', 'none' or a fastai NormType
+                 norm_type=NormType.Weight, # a fastai `NormType` (see `as_norm_type`), or None
                 ) -> DynamicUnet:
     "fastai's DynamicUnet on `encoder` with PSSR's options, modern norms, plain-tensor output."
     with warnings.catch_warnings():
@@ -214,7 +214,7 @@ def scale_factors(scale: int, # HR px per LR px
 def upsample_head(nf: int, # feature maps coming in
                   scale: int, # upsampling factor (HR px per LR px)
                   blur=True, # blur after each pixel shuffle
-                  norm_type=NormType.Weight, # 'weight', 'batch', 'spectral', 'instance', 'none' or a fastai NormType
+                  norm_type=NormType.Weight, # a fastai `NormType` (see `as_norm_type`), or None
                   min_nf: int = 16, # fewest feature maps a stage may halve down to
                  ) -> nn.Sequential:
     "Sub-pixel upsampling by `scale` of `nf` feature maps (halving them per stage, down to `min_nf`), then a 3x3 conv to 1 channel."
