@@ -37,7 +37,8 @@ def bmz_spec():
 # %% ../nbs/18_bmz.ipynb #05911fe7
 def test_image(side:int, # LR side (px)
                n_frames:int=1, # input frames of the model
-               seed:int=0) -> np.ndarray:
+               seed:int=0, # phantom seed
+              ) -> np.ndarray:
     "A synthetic LR test image `(side, side)`, or `(n_frames, side, side)` for a multi-frame model."
     if n_frames == 1: return synthetic('em', n=1, size=side, seed=seed)[0].astype(np.float32)
     return synthetic_timelapse(n_frames, size=side, seed=seed).astype(np.float32)
@@ -56,12 +57,16 @@ def test_tensors(net:torch.nn.Module, # a PSSR network (from `as_model`)
 # %% ../nbs/18_bmz.ipynb #1d105700
 HALO_LR = 8  # LR px cropped from each side of a tile by a tiling consumer
 
-def lr_pixel_size(rec:dict) -> float|None:
+def lr_pixel_size(rec:dict, # the model's JSON record (`ModelRecord.to_dict()`)
+                 ) -> float|None:
     "The LR pixel size (µm) a model was trained for, if its JSON records one."
     hr = ((rec or {}).get('config') or {}).get('hr_pixel_size')
     return hr * rec['model']['scale'] if hr else None
 
-def space_axes(v0_5, net, rec:dict) -> tuple[list, list]:
+def space_axes(v0_5, # `bioimageio.spec.model.v0_5` (from `bmz_spec()`)
+               net, # the PSSR network (`.scale`, `.n_frames`)
+               rec:dict, # the model's JSON record (`ModelRecord.to_dict()`); gives the pixel size in µm
+              ) -> tuple[list, list]:
     "Input and output `y`, `x` axes: parameterised input sizes, output `scale` times finer with a halo."
     px = lr_pixel_size(rec)
     unit = {'unit': 'micrometer'} if px else {}
@@ -72,7 +77,13 @@ def space_axes(v0_5, net, rec:dict) -> tuple[list, list]:
                                          scale=(px or 1.0) / net.scale, halo=HALO_LR * net.scale, **unit) for a in 'yx']
     return ins, outs
 
-def tensor_descrs(v0_5, net, rec:dict, folder:Path, xi:np.ndarray, yo:np.ndarray) -> tuple:
+def tensor_descrs(v0_5, # `bioimageio.spec.model.v0_5` (from `bmz_spec()`)
+                  net, # the PSSR network (`.scale`, `.n_frames`)
+                  rec:dict, # the model's JSON record (`ModelRecord.to_dict()`)
+                  folder:Path, # the package folder being written
+                  xi:np.ndarray, # test input (1, n_frames, y, x), from `test_tensors`
+                  yo:np.ndarray, # test output (1, 1, scale·y, scale·x), from `test_tensors`
+                 ) -> tuple:
     "The input and output tensor descriptions, with their test tensors saved as `.npy` in `folder`."
     pmin, pmax = percentiles(net)
     np.save(folder/'test_input.npy', xi); np.save(folder/'test_output.npy', yo)
@@ -94,14 +105,20 @@ ARCH_SOURCE = '''"The PSSR U-Net for bioimage.io: `pssr_unet` of pssr-fastai (it
 from pssr.models import pssr_unet
 '''
 
-def environment_yaml(path:Path) -> Path:
+def environment_yaml(path:Path, # the environment.yaml to write
+                    ) -> Path:
     "A conda environment file for the state-dict weights: PyTorch and `pssr-fastai`."
     v = library_versions()
     path.write_text('name: pssr\nchannels:\n  - conda-forge\n  - nodefaults\ndependencies:\n  - python>=3.10\n'
                     f'  - pytorch>={v["torch"].split("+")[0]}\n  - pip\n  - pip:\n      - pssr-fastai\n')
     return path
 
-def weights_descr(v0_5, net, rec:dict, folder:Path, xi:np.ndarray):
+def weights_descr(v0_5, # `bioimageio.spec.model.v0_5` (from `bmz_spec()`)
+                  net, # the PSSR network (`.scale`, `.n_frames`)
+                  rec:dict, # the model's JSON record (`ModelRecord.to_dict()`); its `model` kwargs rebuild the network
+                  folder:Path, # the package folder being written
+                  xi:np.ndarray, # test input (1, n_frames, y, x), from `test_tensors` (traced on)
+                 ):
     "State-dict weights with the architecture source, and TorchScript weights traced from them."
     torch.save(cpu_state(net), folder/'weights.pt')
     (folder/'pssr_architecture.py').write_text(ARCH_SOURCE)
@@ -121,14 +138,18 @@ def weights_descr(v0_5, net, rec:dict, folder:Path, xi:np.ndarray):
 def _to_uint8(a:np.ndarray) -> np.ndarray:
     return (np.clip(normalize_percentile(a), 0, 1) * 255).astype(np.uint8)
 
-def cover_image(xi:np.ndarray, yo:np.ndarray, path:Path) -> Path:
+def cover_image(xi:np.ndarray, # test input (1, n_frames, y, x), from `test_tensors`
+                yo:np.ndarray, # test output (1, 1, scale·y, scale·x), from `test_tensors`
+                path:Path, # the PNG to write
+               ) -> Path:
     "A 2:1 PNG: the LR test input (nearest-neighbour enlarged) beside the restored test output."
     y = yo[0, 0]
     x = np.kron(xi[0, xi.shape[1] // 2], np.ones((y.shape[0] // xi.shape[-2], y.shape[1] // xi.shape[-1]), np.float32))
     Image.fromarray(np.concatenate([_to_uint8(x), _to_uint8(y)], 1)).save(path)
     return path
 
-def training_summary(rec:dict) -> str:
+def training_summary(rec:dict, # the model's JSON record (`ModelRecord.to_dict()`)
+                    ) -> str:
     "Markdown lines on a model's training: data, crappifier, schedule and validation metrics."
     cfg, data = rec.get('config') or {}, rec.get('data') or {}
     hr = data.get('hr') or {}
@@ -144,7 +165,10 @@ def training_summary(rec:dict) -> str:
              f"- libraries: `{json.dumps(rec.get('versions'))}`"]
     return '\n'.join(lines)
 
-def readme(name:str, rec:dict, net) -> str:
+def readme(name:str, # the model name (the title)
+           rec:dict, # the model's JSON record (`ModelRecord.to_dict()`)
+           net, # the PSSR network (`.scale`, `.n_frames`)
+          ) -> str:
     "The package's documentation (Markdown)."
     pmin, pmax = percentiles(net)
     return f"""# {name}
@@ -187,7 +211,9 @@ Learned restoration can hallucinate structure, and a model works on images like 
 """
 
 # %% ../nbs/18_bmz.ipynb #a0dbdd73
-def training_data_descr(rec:dict, authors:list):
+def training_data_descr(rec:dict, # the model's JSON record (`ModelRecord.to_dict()`); `data` names the training images
+                        authors:list, # author names
+                       ):
     "An inline bioimage.io dataset description of the images the model was trained on."
     from bioimageio.spec.dataset.v0_3 import DatasetDescr, CiteEntry, Author
     data = rec.get('data') or {}
@@ -213,7 +239,8 @@ def check_export(out, # the package to write
     return out
 
 # %% ../nbs/18_bmz.ipynb #cf5152d0
-def check_package(path:Path) -> None:
+def check_package(path:Path, # a bioimage.io package (.zip)
+                 ) -> None:
     "Run `bioimageio.core.test_model` on a package; `RuntimeError` with its failures unless it passes."
     try: from bioimageio.core import test_model
     except ImportError: raise PssrInputError('bioimageio.core', 'is not installed', BMZ_HINT) from None
@@ -222,7 +249,13 @@ def check_package(path:Path) -> None:
         fails = [f'{d.name}: {e.msg}' for d in summary.details for e in d.errors]
         raise RuntimeError(f'{path}: bioimage.io model test {summary.status}: ' + '; '.join(fails)[:2000])
 
-def model_descr(net, rec:dict, name:str, folder:Path, authors:list, license:str):
+def model_descr(net, # the PSSR network (`.scale`, `.n_frames`)
+                rec:dict, # the model's JSON record (`ModelRecord.to_dict()`)
+                name:str, # the model name shown on bioimage.io
+                folder:Path, # the package folder; files are written into it
+                authors:list, # author names
+                license:str, # SPDX licence id, e.g. CC-BY-4.0
+               ):
     "The bioimage.io `ModelDescr` of a PSSR model, its files written into `folder`."
     v0_5 = bmz_spec()
     side = 2 * space_axes(v0_5, net, rec)[0][0].size.min
@@ -278,7 +311,9 @@ class BmzNet(torch.nn.Module):
 
 def _axis_types(t) -> list[str]: return [a.type for a in t.axes]
 
-def bmz_geometry(descr, src) -> tuple[int, int, int]:
+def bmz_geometry(descr, # a loaded bioimage.io `ModelDescr`
+                 src, # the package file, for messages
+                ) -> tuple[int, int, int]:
     "`(scale, n_frames, size_multiple)` of a 2D image-to-image model, or `PssrInputError`."
     inp, out = descr.inputs[0], descr.outputs[0]
     if len(descr.inputs) != 1 or _axis_types(inp) != ['batch', 'channel', 'space', 'space'] or _axis_types(out) != _axis_types(inp):
@@ -290,14 +325,18 @@ def bmz_geometry(descr, src) -> tuple[int, int, int]:
     size = inp.axes[2].size
     return round(scale), len(inp.axes[1].channel_names), getattr(size, 'step', None) or 1
 
-def bmz_percentiles(descr, src) -> tuple[float, float]:
+def bmz_percentiles(descr, # a loaded bioimage.io `ModelDescr`
+                    src, # the package file, for messages
+                   ) -> tuple[float, float]:
     "The percentiles of the input's `scale_range` pre-processing; `(PMIN, PMAX)` with a warning if it has none."
     for p in descr.inputs[0].preprocessing:
         if p.id == 'scale_range': return p.kwargs.min_percentile, p.kwargs.max_percentile
     warnings.warn(f'{src}: its input is not percentile-normalised; pssr normalises it to the {PMIN}-{PMAX} percentiles')
     return PMIN, PMAX
 
-def bmz_network(descr, src) -> torch.nn.Module:
+def bmz_network(descr, # a loaded bioimage.io `ModelDescr`
+                src, # the package file, for messages
+               ) -> torch.nn.Module:
     "The package's PyTorch network: TorchScript weights if present, else the state dict with its architecture."
     w = descr.weights
     if w.torchscript is not None:
@@ -334,7 +373,9 @@ def load_bmz(path, # a bioimage.io model package (`.zip`) or its `rdf.yaml`
     return net.to(device or 'cpu').eval(), net.record
 
 # %% ../nbs/18_bmz.ipynb #c56c98a4
-def strip_pssr_record(src, dst) -> Path:
+def strip_pssr_record(src, # a package written by `export` (.zip)
+                      dst, # the copy to write (.zip)
+                     ) -> Path:
     "Copy package `src` to `dst` without its `config.pssr` record: how a package from elsewhere looks to `load_bmz`."
     import yaml
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
@@ -347,7 +388,8 @@ def strip_pssr_record(src, dst) -> Path:
     return Path(dst)
 
 # %% ../nbs/18_bmz.ipynb #a12d47ba
-def cli_export(args:argparse.Namespace) -> int:
+def cli_export(args:argparse.Namespace, # parsed `pssr export-bmz` options
+              ) -> int:
     "Run `pssr export-bmz`."
     print(export(args.model, args.out, args.name, args.author or ('pssr-fastai user',), args.license, args.overwrite, not args.no_test))
     return 0

@@ -493,7 +493,8 @@ def _arg_type(name:str, default, minimum:dict, anno=None):
     if kind is float: return cli_number(float, minimum[name]) if name in minimum else cli_number(float, above=0)
     return str
 
-def option_annotations(obj) -> dict:
+def option_annotations(obj, # a config instance or a documented function
+                      ) -> dict:
     "The type annotation of each option (strings under `from __future__ import annotations`)."
     if dataclasses.is_dataclass(obj): return _flat(obj, lambda o, k: {f.name: f.type for f in fields(o)}[k])
     from fastcore.docments import docments

@@ -21,18 +21,23 @@ __all__ = ['DOWNSAMPLE_METHODS', 'ALIGNMENTS', 'BINNINGS', 'CRAPPIFIER_NAMES', '
            'crappify_image_tiles', 'crappify_folder', 'run_crappify', 'run_fit', 'add_cli']
 
 # %% ../nbs/02_crappify.ipynb #e6bd3730
-def as_rng(rng: None | int | np.random.Generator = None) -> np.random.Generator:
+def as_rng(rng: None | int | np.random.Generator = None, # None: fresh randomness; an int: a seed (repeatable); or a Generator
+          ) -> np.random.Generator:
     "A numpy Generator from `None` (fresh entropy), an int seed, or a Generator (returned as is)."
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-def check_scale(scale) -> int:
+def check_scale(scale, # downsampling factor (HR px per LR px), an integer >= 1
+               ) -> int:
     "`scale` as an int >= 1, or a PssrInputError."
     if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or scale < 1 or int(scale) != scale:
         raise PssrInputError('scale', f'the downsampling factor must be an integer >= 1, got {scale!r}',
                              'Use e.g. 4 (PSSR: 8 nm -> 2 nm pixels), or 1 for noise only')
     return int(scale)
 
-def check_nonneg(name: str, value, positive=False):
+def check_nonneg(name: str, # parameter name, for the message
+                 value, # its value (None passes)
+                 positive=False, # also refuse 0
+                ):
     "Raise a PssrInputError if the parameter `name` is negative (or not positive)."
     if value is None: return value
     if not np.isfinite(value) or value < 0 or (positive and value == 0):
@@ -40,7 +45,10 @@ def check_nonneg(name: str, value, positive=False):
                              f'Give a {"positive" if positive else "non-negative"} {name}')
     return value
 
-def check_crappify_input(x, scale: int = 1, name: str = 'image') -> np.ndarray:
+def check_crappify_input(x, # HR image (Y, X) or stack (N, Y, X), normalised to ~[0, 1]
+                         scale: int = 1, # downsampling factor: the image must be at least this many px wide
+                         name: str = 'image', # what the error names (a file or parameter)
+                        ) -> np.ndarray:
     "`x` as a float64 `(Y, X)` image or `(N, Y, X)` stack at least `scale` pixels wide, else a PssrInputError."
     x = np.asarray(x)
     if x.ndim not in (2, 3) or not np.issubdtype(x.dtype, np.number):
@@ -54,7 +62,10 @@ def check_crappify_input(x, scale: int = 1, name: str = 'image') -> np.ndarray:
                              'Use a larger image or tile, or a smaller scale')
     return x.astype(np.float64, copy=False)
 
-def draw(p: float, spread: float, rng: np.random.Generator) -> float:
+def draw(p: float, # nominal strength (e.g. noise variance)
+         spread: float, # relative jitter: 0.5 draws from [p/2, 3p/2]; 0: always `p`
+         rng: np.random.Generator, # random generator
+        ) -> float:
     "Strength `p`, or one drawn uniformly in `[p*(1-spread), p*(1+spread)]` when `spread` > 0."
     return float(p) if not spread else float(rng.uniform(p * (1 - spread), p * (1 + spread)))
 
@@ -62,11 +73,15 @@ def draw(p: float, spread: float, rng: np.random.Generator) -> float:
 DOWNSAMPLE_METHODS = ('bilinear', 'area')
 ALIGNMENTS = ('centers', 'corners')  # 'bilinear' pixel alignment: exact factor, or PSSR's corner-aligned zoom
 
-def gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian(x: np.ndarray, # 2D image
+             sigma: float, # blur sigma (px of `x`); 0: unchanged
+            ) -> np.ndarray:
     "Gaussian blur with `skimage.filters.gaussian` semantics (mode 'nearest', truncate 4); sigma 0 is a no-op."
     return ndimage.gaussian_filter(x, sigma, mode='nearest', truncate=4.0) if sigma > 0 else x
 
-def check_method(method: str, align: str = 'centers') -> tuple[str, str]:
+def check_method(method: str, # 'bilinear' or 'area' (mean of each scale × scale block)
+                 align: str = 'centers', # 'centers' (pixel centres line up) or 'corners' (PSSR's zoom)
+                ) -> tuple[str, str]:
     "`(method, align)` if they name a downsampling method and a pixel alignment, else a PssrInputError."
     if method not in DOWNSAMPLE_METHODS:
         raise PssrInputError('method', f'unknown downsampling method {method!r}', f'Use one of {", ".join(DOWNSAMPLE_METHODS)}')
@@ -74,7 +89,11 @@ def check_method(method: str, align: str = 'centers') -> tuple[str, str]:
         raise PssrInputError('align', f'unknown pixel alignment {align!r}', f'Use one of {", ".join(ALIGNMENTS)} (corners: PSSR\'s zoom)')
     return method, align
 
-def downsample(x: np.ndarray, scale: int, method: str = 'bilinear', align: str = 'centers') -> np.ndarray:
+def downsample(x: np.ndarray, # 2D HR image
+               scale: int, # downsampling factor (HR px per LR px)
+               method: str = 'bilinear', # 'bilinear' or 'area' (mean of each scale × scale block)
+               align: str = 'centers', # bilinear only: 'centers' (pixel centres line up) or 'corners' (PSSR's zoom)
+              ) -> np.ndarray:
     "Downsample a 2D image by the integer `scale` to `floor(shape / scale)` ('bilinear' or 'area' binning)."
     check_method(method, align)
     h, w = x.shape[0] // scale, x.shape[1] // scale
@@ -89,13 +108,20 @@ def _clip_range(x: np.ndarray) -> tuple[float, float]:
     "skimage's clipping range: [-1, 1] if the image has negative values, else [0, 1]."
     return (-1.0 if x.min() < 0 else 0.0), 1.0
 
-def localvar_noise(x: np.ndarray, local_vars: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def localvar_noise(x: np.ndarray, # 2D image, normalised to [0, 1] (or [-1, 1])
+                   local_vars: np.ndarray, # noise variance per pixel, same shape as `x`
+                   rng: np.random.Generator, # random generator
+                  ) -> np.ndarray:
     "`random_noise(x, mode='localvar', local_vars=...)`: add N(0, local_vars) per pixel, then clip."
     lo, hi = _clip_range(x)
     return np.clip(x + rng.standard_normal(x.shape) * np.sqrt(np.maximum(local_vars, 0)), lo, hi)
 
-def impulse_noise(x: np.ndarray, amount: float, salt_vs_pepper: float, rng: np.random.Generator,
-                  clip: bool = True) -> np.ndarray:
+def impulse_noise(x: np.ndarray, # 2D image, normalised to [0, 1] (or [-1, 1])
+                  amount: float, # fraction of pixels replaced (0–1)
+                  salt_vs_pepper: float, # fraction of those set high (salt), the rest low (pepper)
+                  rng: np.random.Generator, # random generator
+                  clip: bool = True, # clip to [0, 1] (or [-1, 1]) like skimage; False: salt is 1, pepper 0, nothing clipped
+                 ) -> np.ndarray:
     "`random_noise(x, mode='s&p')`: a fraction `amount` of pixels set to 1 (salt) or to the low clip (pepper)."
     lo, hi = _clip_range(x) if clip else (0.0, 1.0)
     flipped = rng.random(x.shape) < amount
@@ -166,7 +192,9 @@ class Crappifier:
         except PssrInputError as e: raise PssrInputError(path, e.problem, e.hint) from None  # name the file
         except (ValueError, TypeError) as e: raise PssrInputError(path, f'invalid crappifier parameters ({e})', hint) from None
 
-def map_frames(f, x: np.ndarray) -> np.ndarray:
+def map_frames(f, # function of one 2D image
+               x: np.ndarray, # 2D image or (N, Y, X) stack
+              ) -> np.ndarray:
     "Apply `f` to a 2D image or to each frame of an `(N, Y, X)` stack; float32 out."
     if x.ndim == 2: return np.asarray(f(x), np.float32)
     return np.stack([f(frame) for frame in x]).astype(np.float32)
@@ -215,11 +243,17 @@ class FluoCrappifier(Crappifier):
         if x.max() > 0: x = x / x.max() * top
         return downsample(x, self.scale, 'bilinear', self.align)
 
-def crappify_em(x: np.ndarray, rng: None | int | np.random.Generator = None, scale: int = 4) -> np.ndarray:
+def crappify_em(x: np.ndarray, # HR image (Y, X) or stack (N, Y, X), normalised to ~[0, 1]
+                rng: None | int | np.random.Generator = None, # None: fresh randomness; an int: a seed (repeatable); or a Generator
+                scale: int = 4, # downsampling factor (HR px per LR px)
+               ) -> np.ndarray:
     "PSSR's EM crappifier as a function."
     return EMCrappifier(scale)(x, rng)
 
-def crappify_fluo(x: np.ndarray, rng: None | int | np.random.Generator = None, scale: int = 4) -> np.ndarray:
+def crappify_fluo(x: np.ndarray, # HR image (Y, X) or stack (N, Y, X), normalised to ~[0, 1]
+                  rng: None | int | np.random.Generator = None, # None: fresh randomness; an int: a seed (repeatable); or a Generator
+                  scale: int = 4, # downsampling factor (HR px per LR px)
+                 ) -> np.ndarray:
     "PSSR's fluorescence crappifier as a function."
     return FluoCrappifier(scale)(x, rng)
 
@@ -379,7 +413,9 @@ class PhysicalCrappifier(Crappifier):
 # %% ../nbs/02_crappify.ipynb #17bc6410
 CRAPPIFIER_NAMES = ('em', 'fluo', 'physical', 'none')
 
-def get_crappifier(name_or_path: str | Path | dict | Crappifier, scale: int = 4) -> Crappifier:
+def get_crappifier(name_or_path: str | Path | dict | Crappifier, # 'em', 'fluo', 'physical', 'none' (downsampling only), a .json file, a dict or a Crappifier
+                   scale: int = 4, # downsampling factor for a named crappifier (files and dicts carry their own)
+                  ) -> Crappifier:
     "A crappifier from a name ('em', 'fluo', 'physical', 'none'), a JSON file, a dict or a Crappifier (returned as is)."
     if isinstance(name_or_path, Crappifier): return name_or_path
     if isinstance(name_or_path, dict): return Crappifier.from_dict(name_or_path)
@@ -404,12 +440,19 @@ def __getattr__(name):
 # %% ../nbs/02_crappify.ipynb #67d02682
 FG_FRACTION, MAX_TRIES = 0.3, 20
 
-def foreground_fraction(x: np.ndarray, threshold: float) -> float:
+def foreground_fraction(x: np.ndarray, # image
+                        threshold: float, # foreground threshold (from `foreground_threshold`)
+                       ) -> float:
     "Fraction of pixels above `threshold`."
     return float((x > threshold).mean())
 
-def sample_tile_box(frame: np.ndarray, tile: int, rng: np.random.Generator, threshold: float,
-                    min_fraction: float = FG_FRACTION, tries: int = MAX_TRIES) -> tuple[int, int]:
+def sample_tile_box(frame: np.ndarray, # 2D normalised image
+                    tile: int, # tile side (HR px)
+                    rng: np.random.Generator, # random generator
+                    threshold: float, # foreground threshold of `frame` (`foreground_threshold`)
+                    min_fraction: float = FG_FRACTION, # accept a crop with at least this share of the frame's foreground fraction
+                    tries: int = MAX_TRIES, # crops tried before keeping the best one
+                   ) -> tuple[int, int]:
     "Top-left corner of a random `tile x tile` crop with enough foreground (best of `tries` otherwise)."
     target = min_fraction * foreground_fraction(frame, threshold)
     best, best_fg = None, -1.0
@@ -438,8 +481,14 @@ def foreground_threshold(x: np.ndarray # image or stack (..., Y, X), normalised
     sub = x[..., ::step, ::step]
     return float(threshold_otsu(sub)) if np.ptp(sub) > 0 else float(sub.max())
 
-def crappify_image_tiles(img: np.ndarray, crappifier: Crappifier, tile: int, n_tiles: int,
-                         rng: np.random.Generator, n_frames: int = 1, name: str = 'image'):
+def crappify_image_tiles(img: np.ndarray, # one normalised HR image (Y, X) or time-lapse stack (T, Y, X)
+                         crappifier: Crappifier, # the degradation (its `scale` sets the LR size)
+                         tile: int, # HR tile side (px, a multiple of the scale)
+                         n_tiles: int, # tiles to crop
+                         rng: np.random.Generator, # random generator (crop positions and noise)
+                         n_frames: int = 1, # frames per LR tile (odd; 1: single image); the HR tile is the centre frame
+                         name: str = 'image', # what errors name (the file)
+                        ):
     "Yield `(hr_tile, lr_tile, info)` for `n_tiles` tiles of one normalised image or stack."
     stack = _as_stack(img)
     if stack.ndim != 3: raise PssrInputError(name, f'expected a 2D image or an (N, Y, X) stack, got shape {img.shape}', 'Select one channel')
@@ -459,8 +508,16 @@ def crappify_image_tiles(img: np.ndarray, crappifier: Crappifier, tile: int, n_t
         yield hr.astype(np.float32), lr, dict(frame=t, y=y0, x=x0)
 
 # %% ../nbs/02_crappify.ipynb #5bb0c210
-def crappify_folder(hr_dir, out_dir, crappifier: Crappifier | str = 'em', tile: int = 256, n_tiles: int = 10,
-                    seed: int = 0, n_frames: int = 1, scale: int = 4, progress: bool = True) -> list[tuple[Path, Path]]:
+def crappify_folder(hr_dir, # folder of HR images
+                    out_dir, # output folder (gets hr/, lr/, crappifier.json, tiles.csv)
+                    crappifier: Crappifier | str = 'em', # a Crappifier, a name ('em', 'fluo', 'physical', 'none') or a .json file
+                    tile: int = 256, # HR tile side (px, a multiple of the scale)
+                    n_tiles: int = 10, # tiles per image
+                    seed: int = 0, # random seed (crop positions and noise): same seed, same tiles
+                    n_frames: int = 1, # frames per LR tile (odd; 1: single images)
+                    scale: int = 4, # downsampling factor for a named crappifier
+                    progress: bool = True, # show a progress bar
+                   ) -> list[tuple[Path, Path]]:
     "Write `n_tiles` HR/LR tile pairs per image of `hr_dir` to `out_dir/hr` and `out_dir/lr`; returns the pairs."
     from tqdm.auto import tqdm
     crappifier = get_crappifier(crappifier, scale)
@@ -498,7 +555,8 @@ def _write_csv(path: Path, rows: list[dict]):
         w.writeheader(); w.writerows(rows)
 
 # %% ../nbs/02_crappify.ipynb #d1dc38b0
-def run_crappify(args: argparse.Namespace) -> int:
+def run_crappify(args: argparse.Namespace, # parsed `pssr crappify` options
+                ) -> int:
     "`pssr crappify`: write HR/LR tile pairs (a complete set, replacing an old one only with `--overwrite`)."
     reads = [args.hr_dir] + [p for p in (args.fit, args.crappifier) if p and str(p).lower().endswith(('.json',) + IMAGE_SUFFIXES)]
     out = check_output(args.out_dir, reads, args.overwrite, folder=True, option='OUT_DIR')
@@ -511,7 +569,8 @@ def run_crappify(args: argparse.Namespace) -> int:
     print(f'wrote {len(pairs)} HR/LR tile pairs to {args.out_dir} (crappifier: {type(crappifier).__name__}, scale {crappifier.scale})')
     return 0
 
-def run_fit(args: argparse.Namespace) -> int:
+def run_fit(args: argparse.Namespace, # parsed `pssr fit-crappifier` options
+           ) -> int:
     "`pssr fit-crappifier`: fit a PhysicalCrappifier to a real low-resolution image and save it as JSON."
     if not str(args.output).lower().endswith('.json'):
         raise PssrInputError(args.output, '-o/--output must be a .json file name', 'e.g. -o crappifier.json')
@@ -522,7 +581,8 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f'{args.output}: photons={c.photons:.4g} read_noise={c.read_noise:.3g} e- gain={c.gain:.4g} ADU/e- offset={c.offset:.4g}')
     return 0
 
-def add_cli(subparsers) -> None:
+def add_cli(subparsers, # the `pssr` parser's subcommands (`add_subparsers()`)
+           ) -> None:
     "Register `pssr crappify` and `pssr fit-crappifier`."
     p = subparsers.add_parser('crappify', help='write HR/LR training tile pairs from high-resolution images',
                               description='Crop tiles from high-resolution images and degrade them into low-resolution partners.')

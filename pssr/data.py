@@ -41,7 +41,8 @@ def _source_items(source) -> list:
 def resample_pixel_size(data: np.ndarray, # 2D image or (N, Y, X) stack
                         have: float | None, # its pixel size (µm); None: unknown
                         want: float, # the pixel size to resample to (µm)
-                        name: str = 'image') -> np.ndarray:
+                        name: str = 'image', # what the warning names (the file)
+                       ) -> np.ndarray:
     "`data` resampled in YX from pixel size `have` to `want` (linear, anti-aliased when shrinking); unchanged if `have` is unknown."
     if have is None:
         warnings.warn(f'{name}: no pixel size in the file, so it is not resampled to {want:g} µm')
@@ -53,7 +54,10 @@ def resample_pixel_size(data: np.ndarray, # 2D image or (N, Y, X) stack
     out = np.stack([rescale(f, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True) for f in frames]).astype(np.float32)
     return out[0] if data.ndim == 2 else out
 
-def load_stack(item, name: str, pmin: float = PMIN, pmax: float = PMAX,
+def load_stack(item, # image file, or an array (2D image or (N, Y, X) stack)
+               name: str, # what errors name (the file)
+               pmin: float = PMIN, # lower normalisation percentile (0–100), mapped to 0
+               pmax: float = PMAX, # upper normalisation percentile (0–100), mapped to 1
                pixel_size: float | None = None, # resample to this pixel size (µm) if the file records its own
               ) -> np.ndarray:
     "Read a file (or take an array) and return it percentile-normalised over the whole image as an `(N, Y, X)` float32 stack."
@@ -82,14 +86,20 @@ def _centres(n_total: int, n_frames: int, name: str) -> range:
     return range(n_frames // 2, n_total - n_frames // 2)
 
 # %% ../nbs/05_data.ipynb #5e4dccc2
-def split_by_image(n: int, valid_pct: float = 0.2, seed: int = 0) -> tuple:
+def split_by_image(n: int, # number of images
+                   valid_pct: float = 0.2, # fraction for validation (0: none)
+                   seed: int = 0, # seed of the split
+                  ) -> tuple:
     "Sorted indices `(train, valid)` of `n` images: a seeded random `valid_pct` (at least 1 if `n >= 2`) for validation."
     if n < 2 or valid_pct <= 0: return list(range(n)), []
     idx = np.random.default_rng(seed).permutation(n)
     n_valid = min(n - 1, max(1, round(n * valid_pct)))
     return sorted(int(i) for i in idx[n_valid:]), sorted(int(i) for i in idx[:n_valid])
 
-def row_bands(height: int, crop: int, valid_pct: float = 0.2) -> tuple | None:
+def row_bands(height: int, # image height (px)
+              crop: int, # crop side (px) each band must hold
+              valid_pct: float = 0.2, # fraction of the rows for validation
+             ) -> tuple | None:
     "Disjoint row ranges `(train, valid)` of one image, validation at the bottom; None if it cannot hold a crop in each."
     n_valid = max(crop, round(height * valid_pct))
     return None if height - n_valid < crop else ((0, height - n_valid), (height - n_valid, height))
@@ -104,7 +114,12 @@ class Tile:
     x: int | None = None
     seed: int | None = None
 
-def tile_corner(tile: Tile, frame: np.ndarray, crop: int, threshold: float, rng) -> tuple:
+def tile_corner(tile: Tile, # the `Tile` (fixed corner, or row band to sample in)
+                frame: np.ndarray, # its 2D normalised frame
+                crop: int, # crop side (px of `frame`)
+                threshold: float, # foreground threshold of the frame (`foreground_threshold`)
+                rng, # random generator
+               ) -> tuple:
     "Top-left corner of `tile`'s crop in `frame`: its fixed one, or a background-aware random one within its rows."
     if tile.y is not None: return tile.y, tile.x
     r0, r1 = tile.rows
@@ -120,7 +135,8 @@ def make_tiles(stacks: list, # normalised (N, Y, X) stacks in which crops are sa
                centres: list, # per stack, the frames a tile can be centred on
                crop: int, # crop size in these stacks' pixels
                thresholds: list, # per stack, its foreground threshold (`foreground_threshold`)
-               valid_pct: float = 0.2, seed: int = 0,
+               valid_pct: float = 0.2, # fraction of images for validation (one image: of its rows)
+               seed: int = 0, # seed of the split and of the validation crops
                tiles_per_image: int = 16, # tiles per centre frame (per 2D image) and epoch
               ) -> tuple:
     "Training and validation `Tile`s, split by image (by disjoint row bands for a single image)."
@@ -189,7 +205,8 @@ class PairTiles(ItemTransform):
 def show_pairs(b, # a batch `(x, y)`, or DataLoaders / a DataLoader to take one from
                max_n: int = 4, # rows to show
                preds=None, # model outputs `(B, 1, H, W)` to show between LR and HR
-               figsize=None):
+               figsize=None, # (width, height) in inches; None: 3 per panel
+              ):
     "Figure with one row per sample: LR centre frame (bilinear-upsampled to HR size) | prediction | HR, same display range."
     import matplotlib.pyplot as plt
     if hasattr(b, 'one_batch'): b = b.one_batch()
@@ -215,8 +232,14 @@ class PSSRDL(TfmdDL):
     def show_results(self, b, out, max_n: int = 4, ctxs=None, show: bool = True, **kwargs):
         return show_pairs(b, max_n=max_n, preds=out, **kwargs)
 
-def tile_dataloaders(train: list, valid: list, tfm: ItemTransform, bs: int = 8, num_workers: int = 0, device=None,
-                     meta: dict | None = None) -> DataLoaders:
+def tile_dataloaders(train: list, # training `Tile`s
+                     valid: list, # validation `Tile`s
+                     tfm: ItemTransform, # makes a `Tile` into an `(x, y)` pair (crop, crappify, augment)
+                     bs: int = 8, # batch size (lowered to the number of training tiles)
+                     num_workers: int = 0, # data-loading processes (0: in the main process)
+                     device=None, # None: fastai's default (GPU if available)
+                     meta: dict | None = None, # facts stored as `dls.pssr_meta` (scale, frames, normalisation…)
+                    ) -> DataLoaders:
     "fastai `DataLoaders` over training and validation `Tile`s, made into `(x, y)` by `tfm`; `meta` -> `dls.pssr_meta`."
     if not train: raise PssrInputError('source', 'no training tiles', 'give more images or a larger tiles_per_image')
     if len(train) < bs:
@@ -231,7 +254,8 @@ def tile_dataloaders(train: list, valid: list, tfm: ItemTransform, bs: int = 8, 
 
 def with_train_tiles(dls, # `DataLoaders` made by `tile_dataloaders` (`hr_dataloaders`, `pair_dataloaders`)
                      n_tiles: int, # training tiles per epoch
-                     seed: int = 0) -> DataLoaders:
+                     seed: int = 0, # seed choosing which images give the extra tiles
+                    ) -> DataLoaders:
     "The same data with `n_tiles` training tiles per epoch, spread evenly over the images; validation unchanged."
     parts = getattr(dls, 'pssr_tiles', None)
     if parts is None: raise PssrInputError('dls', 'were not made by pssr.data', 'build them with hr_dataloaders or pair_dataloaders')
@@ -272,9 +296,10 @@ def hr_dataloaders(source, # folder, image file, list of files or list of arrays
                    valid_pct: float = 0.2, # fraction of images for validation
                    seed: int = 0, # split, validation crops and validation noise
                    tiles_per_image: int = 16, # training tiles per 2D image (per centre frame of a stack) and epoch
-                   num_workers: int = 0,
+                   num_workers: int = 0, # data-loading processes (0: in the main process)
                    device=None, # None: fastai's default (GPU if available)
-                   pmin: float = PMIN, pmax: float = PMAX, # normalisation percentiles
+                   pmin: float = PMIN, # lower normalisation percentile (0–100), mapped to 0
+                   pmax: float = PMAX, # upper normalisation percentile (0–100), mapped to 1
                    pixel_size: float | None = None, # resample every HR image to this pixel size (µm) first
                   ) -> DataLoaders:
     "fastai `DataLoaders` of `(LR, HR)` tiles crappified on the fly from high-resolution images (fresh noise every epoch)."
@@ -295,7 +320,13 @@ def hr_dataloaders(source, # folder, image file, list of files or list of arrays
     return tile_dataloaders(train, valid, tfm, bs, num_workers, device, meta)
 
 # %% ../nbs/05_data.ipynb #830209d3
-def check_lr_hr(lr: np.ndarray, hr: np.ndarray, scale: int, n_frames: int, lr_name: str, hr_name: str) -> range:
+def check_lr_hr(lr: np.ndarray, # normalised LR stack (N, y, x)
+                hr: np.ndarray, # its HR partner (N or 1, Y, X)
+                scale: int, # HR px per LR px
+                n_frames: int, # LR frames per input (odd)
+                lr_name: str, # LR file, for messages
+                hr_name: str, # HR file, for messages
+               ) -> range:
     "Check that `hr` is `lr` x `scale` in Y and X and their frames fit `n_frames`; return the usable centre frames."
     (t, h, w), (T, H, W) = lr.shape, hr.shape
     if (H // scale, W // scale) != (h, w):
@@ -308,9 +339,18 @@ def check_lr_hr(lr: np.ndarray, hr: np.ndarray, scale: int, n_frames: int, lr_na
 
 def pair_dataloaders(lr_dir, # folder of low-resolution images (2D, or stacks for multi-frame)
                      hr_dir, # folder of high-resolution images with the same file names
-                     scale: int = 4, size: int = 128, bs: int = 8, n_frames: int = 1, valid_pct: float = 0.2,
-                     seed: int = 0, tiles_per_image: int = 16, num_workers: int = 0, device=None,
-                     pmin: float = PMIN, pmax: float = PMAX) -> DataLoaders:
+                     scale: int = 4, # HR px per LR px of the pairs
+                     size: int = 128, # HR crop size (px); LR tiles are size // scale
+                     bs: int = 8, # batch size
+                     n_frames: int = 1, # consecutive LR frames per input (odd; 5 for multi-frame PSSR)
+                     valid_pct: float = 0.2, # fraction of pairs for validation
+                     seed: int = 0, # seed of the split and of the validation crops
+                     tiles_per_image: int = 16, # training tiles per 2D image (per centre frame of a stack) and epoch
+                     num_workers: int = 0, # data-loading processes (0: in the main process)
+                     device=None, # None: fastai's default (GPU if available)
+                     pmin: float = PMIN, # lower normalisation percentile (0–100), mapped to 0
+                     pmax: float = PMAX, # upper normalisation percentile (0–100), mapped to 1
+                    ) -> DataLoaders:
     "fastai `DataLoaders` of `(LR, HR)` tiles cropped at corresponding positions of real LR/HR pairs matched by name."
     _check_args(scale, size, n_frames, valid_pct)
     pairs = match_pairs(lr_dir, hr_dir)

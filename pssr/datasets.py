@@ -26,7 +26,8 @@ def download(url:str, # address of the file
              sha256:str|None=None, # or expected SHA-256
              chunk:int=1<<20, # bytes read at a time
              timeout:float=60, # seconds without data before giving up
-             progress:bool=True) -> Path:
+             progress:bool=True, # show a progress bar
+            ) -> Path:
     "Download `url` to `dest`, resuming a previous partial download and verifying the checksum."
     dest = Path(dest)
     if dest.exists() and _checksum_ok(dest, md5, sha256): return dest
@@ -75,7 +76,8 @@ PSSR_DATAVERSE_DOI = 'doi:10.18738/T8/YLCK5A'
 
 def dataverse_files(doi:str=PSSR_DATAVERSE_DOI, # the dataset's persistent id
                     server:str='https://dataverse.tdl.org', # Texas Data Repository
-                    timeout:float=60) -> list[dict]:
+                    timeout:float=60, # seconds to wait for the server
+                   ) -> list[dict]:
     "List a Dataverse dataset's files: name, folder, size, md5 and download url."
     url = f'{server}/api/datasets/:persistentId/?persistentId={doi}'
     try:
@@ -90,7 +92,9 @@ def dataverse_files(doi:str=PSSR_DATAVERSE_DOI, # the dataset's persistent id
 
 def fetch_dataverse(dest:str|Path, # local folder
                     pattern:str='*', # glob on 'folder/name' to choose files
-                    doi:str=PSSR_DATAVERSE_DOI, server:str='https://dataverse.tdl.org') -> list[Path]:
+                    doi:str=PSSR_DATAVERSE_DOI, # the dataset's persistent id (default: the PSSR paper's data)
+                    server:str='https://dataverse.tdl.org', # Dataverse server (default: Texas Data Repository)
+                   ) -> list[Path]:
     "Download (resuming, checksum-verified) the files of a Dataverse dataset matching `pattern`."
     out = []
     for f in dataverse_files(doi, server):

@@ -51,7 +51,8 @@ def embedded_images(cfg: DemoConfig # sizes, counts and seed (`image_size`, `n_t
 def _kind(name:str) -> str: return name.split('_')[0]
 
 def write_embedded(outdir: Path, # the demo folder: writes `data/train/` and `data/heldout/`
-                   cfg: DemoConfig) -> tuple[Path, list[Path]]:
+                   cfg: DemoConfig, # the demo configuration (image size, number of images, seed)
+                  ) -> tuple[Path, list[Path]]:
     "Write the embedded images as TIFFs (with pixel sizes): the training folder and the held-out files."
     imgs = embedded_images(cfg)
     train_dir, test_dir = Path(outdir)/'data'/'train', Path(outdir)/'data'/'heldout'
@@ -93,7 +94,8 @@ def split_user_data(data: str | Path, # folder of the user's HR images (never wr
 # %% ../nbs/17_demo.ipynb #dfd51432
 def train_config(train_dir: Path, # folder of training HR images
                  outdir: Path, # the demo folder: the model goes to `models/`
-                 cfg: DemoConfig) -> TrainConfig:
+                 cfg: DemoConfig, # the demo configuration; its `train` is used
+                ) -> TrainConfig:
     "The `TrainConfig` the demo trains with."
     return dataclasses.replace(cfg.train, hr=str(train_dir), models_dir=str(Path(outdir)/'models'))
 
@@ -102,7 +104,8 @@ def evaluate_heldout(model, # a trained network, a saved model's path, or any fu
                      test_paths: list[Path], # held-out HR images
                      outdir: Path, # the demo folder: writes `evaluation/`
                      cfg: DemoConfig, # `crappifier`, `scale`, `seed`, `pixel_size`
-                     progress: bool = True) -> list:
+                     progress: bool = True, # show a progress bar
+                    ) -> list:
     "Crappify, restore and score every held-out image with `pssr.evaluate.evaluate_synthetic`; its `ImageEvaluation`s."
     evs = []
     evaluate_synthetic(model, test_paths, get_crappifier(cfg.crappifier, cfg.scale), Path(outdir)/'evaluation', seed=cfg.seed,
@@ -159,7 +162,8 @@ def format_demo_table(t: pd.DataFrame # `comparison_table`
     return '\n'.join(lines)
 
 # %% ../nbs/17_demo.ipynb #418c19f4
-def run_demo_cli(args) -> int:
+def run_demo_cli(args, # parsed `pssr demo` options
+                ) -> int:
     "`pssr demo` (options built by `pssr.cli.add_demo` from `DemoConfig`): run and exit 0."
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     given = given_options(args, args.demo_dests)

@@ -79,7 +79,11 @@ def _refuse_inputs(path: Path, inputs=()):
             raise PssrInputError(path, 'refusing to overwrite an input file', 'choose another output name or folder')
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = 'wb', inputs=(), **open_kwargs):
+def atomic_write(path, # the final file; the temp file is made in its folder
+                 mode: str = 'wb', # a write mode: 'w', 'wb' (or 'x', 'xb': fail if it exists)
+                 inputs=(), # paths that must never be replaced (the job's inputs)
+                 **open_kwargs, # passed to `open` (text mode: encoding utf-8 unless given)
+                ):
     "Context manager giving a temp file next to `path`, renamed onto `path` on success and removed on error."
     if mode[0] not in 'wx' or '+' in mode: raise ValueError(f"atomic_write needs a write mode ('w', 'wb'), got {mode!r}")
     path = Path(path)
@@ -102,7 +106,8 @@ def atomic_write(path, mode: str = 'wb', inputs=(), **open_kwargs):
 # %% ../nbs/00_io.ipynb #ee683747
 _TMP_RE = r'\.{name}\.(?:[a-z0-9_]{{8}}\.tmp|tmp-[0-9a-f]{{8}})'
 
-def clean_stale_tmp(path) -> list[Path]:
+def clean_stale_tmp(path, # an output file or folder; its leftovers are looked for beside it
+                   ) -> list[Path]:
     "Remove what killed runs left beside `path`: `.NAME.xxxxxxxx.tmp` files and `.NAME.tmp-xxxxxxxx` folders; return them."
     path = Path(path)
     if not path.parent.is_dir(): return []
@@ -161,7 +166,9 @@ def check_output(path, # the output file or folder
     _check_writable(path, option)
     return path
 
-def os_error(e: OSError, path=None) -> PssrInputError:
+def os_error(e: OSError, # the error raised by the OS
+             path=None, # the file being read or written, if `e` does not name it
+            ) -> PssrInputError:
     "An `OSError` met while writing or reading `path` as a one-line `PssrInputError` naming the file."
     hints = {PermissionError: 'check the permissions, or choose another location',
              IsADirectoryError: 'a folder is in the way: give a file name', NotADirectoryError: 'a file is in the way: choose another location',
@@ -220,7 +227,9 @@ class ImageMeta:
     channels: tuple | None = None
 
 # %% ../nbs/00_io.ipynb #a3a5347c
-def check_image(data: np.ndarray, path=None) -> np.ndarray:
+def check_image(data: np.ndarray, # pixels as read
+                path=None, # file named in the error (None: unnamed)
+               ) -> np.ndarray:
     "Raise `PssrInputError` if `data` is empty or holds NaN/Inf; return it unchanged."
     if data.size == 0: raise PssrInputError(path, 'image has no pixels', 'check the file or the selected plane')
     finite = np.isfinite(data)
@@ -230,14 +239,19 @@ def check_image(data: np.ndarray, path=None) -> np.ndarray:
                              'replace them (e.g. Fiji: Process > Math > Remove NaNs) and save again')
     return data
 
-def check_not_constant(data: np.ndarray, path=None) -> np.ndarray:
+def check_not_constant(data: np.ndarray, # pixels as read
+                       path=None, # file named in the error (None: unnamed)
+                      ) -> np.ndarray:
     "Raise `PssrInputError` if every pixel of `data` has the same value (nothing to normalise or learn); return it."
     if data.size and data.min() == data.max():
         raise PssrInputError(path, f'image is constant (every pixel is {data.flat[0]:g})',
                              'it has no structure to normalise or train on: remove it from the input')
     return data
 
-def check_ndim(data: np.ndarray, meta=None, ndims=2) -> np.ndarray:
+def check_ndim(data: np.ndarray, # pixels as read
+               meta=None, # its `ImageMeta` (the error names its axes) or just a path
+               ndims=2, # allowed numbers of dimensions: 2 or e.g. (2, 3)
+              ) -> np.ndarray:
     "Raise `PssrInputError` unless `data.ndim` is in `ndims` (int or ints); `meta` is an `ImageMeta` or a path."
     ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if data.ndim in ndims: return data
@@ -480,7 +494,10 @@ def _channels_error(path, n: int, names) -> PssrInputError:
     return PssrInputError(path, f'image has {n} channels ({listing}) and no channel was chosen',
                           "pick one with --channel <index or name> (Python: channel=); channels are never averaged")
 
-def read_image(path, channel: int | str | None = None, z: int | None = None, t: int | None = None
+def read_image(path, # image file (.tif, .ome.tif, .czi, .png, .jpg)
+               channel: int | str | None = None, # channel index or name; 'all': every channel; None: only one (or identical ones)
+               z: int | None = None, # Z plane to keep (None: all)
+               t: int | None = None, # time point to keep (None: all)
               ) -> tuple[np.ndarray, ImageMeta]:
     "Read a TIFF/OME-TIFF/ImageJ/CZI/PNG/JPEG image as float32 plus its `ImageMeta`; select channel/z/t planes."
     path = _check_file(path)
@@ -520,8 +537,13 @@ def _default_axes(ndim: int) -> str:
     if ndim not in (2, 3): raise ValueError(f'axes= is needed for {ndim}D data (e.g. axes="TZCYX")')
     return 'ZYX'[3 - ndim:]
 
-def write_tiff(path, data: np.ndarray, pixel_size: float | None = None, axes: str | None = None,
-               inputs=(), metadata: dict | None = None) -> Path:
+def write_tiff(path, # output .tif/.tiff file
+               data: np.ndarray, # pixels; uint8, uint16 and float32 kept, other types written as float32
+               pixel_size: float | None = None, # XY pixel size (µm); None: not recorded
+               axes: str | None = None, # letters from TZCYX ending in YX, e.g. 'ZYX'; None: from the number of dimensions
+               inputs=(), # paths never written over (the job's inputs)
+               metadata: dict | None = None, # extra ImageJ metadata (e.g. provenance)
+              ) -> Path:
     "Atomically write `data` (axes from `TZCYX`) as an ImageJ TIFF with `pixel_size` µm; never over `inputs`."
     path = Path(path)
     if path.suffix.lower() not in ('.tif', '.tiff'):
@@ -545,7 +567,8 @@ def write_tiff(path, data: np.ndarray, pixel_size: float | None = None, axes: st
     return path
 
 # %% ../nbs/00_io.ipynb #70875f1a
-def open_tiff_lazy(path) -> tuple | None:
+def open_tiff_lazy(path, # image file; anything but a plain one-channel TIFF gives None
+                  ) -> tuple | None:
     "`(array, ImageMeta)` of a one-channel (Y, X) or (N, Y, X) TIFF as a lazy zarr array read strip/tile-wise; None otherwise."
     import tifffile, zarr
     path = _check_file(path)
@@ -562,14 +585,18 @@ def open_tiff_lazy(path) -> tuple | None:
 
 # %% ../nbs/00_io.ipynb #c6638acb
 def read_plane(path, # image file
-               channel: int | str | None = None, z: int | None = None, t: int | None = None, # planes to select (as `read_image`)
+               channel: int | str | None = None, # channel index or name (as `read_image`)
+               z: int | None = None, # Z plane to keep
+               t: int | None = None, # time point to keep
               ) -> tuple[np.ndarray, ImageMeta]:
     "`read_image` that must give one 2D (Y, X) plane, else `PssrInputError` saying how to select one."
     data, meta = read_image(path, channel, z, t)
     return check_ndim(data, meta, 2), meta
 
 def read_stack(path, # image file
-               channel: int | str | None = None, z: int | None = None, t: int | None = None, # planes to select (as `read_image`)
+               channel: int | str | None = None, # channel index or name (as `read_image`)
+               z: int | None = None, # Z plane to keep (None: the whole Z stack)
+               t: int | None = None, # time point to keep (None: the whole time series)
               ) -> tuple[np.ndarray, ImageMeta]:
     "`read_image` that must give a 2D image or one (N, Y, X) stack, else `PssrInputError` saying how to select one."
     data, meta = read_image(path, channel, z, t)
@@ -584,7 +611,9 @@ def _is_hidden(path: Path, folder: Path) -> bool:
     "True for hidden files or files in hidden folders below `folder` (.DS_Store, .git, temp files)."
     return any(part.startswith('.') for part in path.relative_to(folder).parts)
 
-def list_images(folder, recursive: bool = False) -> list[Path]:
+def list_images(folder, # folder of images
+                recursive: bool = False, # also look in subfolders
+               ) -> list[Path]:
     "Image files in `folder` (natural order); warns about and skips other files; raises if there are none."
     folder = Path(folder)
     if not folder.is_dir():
@@ -601,7 +630,9 @@ def list_images(folder, recursive: bool = False) -> list[Path]:
     return images
 
 # %% ../nbs/00_io.ipynb #467c56df
-def check_unique_stems(paths, what: str = 'image') -> list[Path]:
+def check_unique_stems(paths, # image files, e.g. from `list_images`
+                       what: str = 'image', # what the files are, for the message (e.g. 'LR image')
+                      ) -> list[Path]:
     "Raise `PssrInputError` if two of `paths` share a file name without extension (their outputs or partners would collide)."
     seen = {}
     for p in map(Path, paths):
@@ -645,49 +676,72 @@ def match_pairs(lr, # folder of low-resolution images, or a list of paths
 PMIN, PMAX = 0.1, 99.9
 EPS = 1e-20
 
-def percentile_range(x, pmin: float = PMIN, pmax: float = PMAX) -> tuple[float, float]:
+def percentile_range(x, # image or stack, any units
+                     pmin: float = PMIN, # lower percentile (0–100), mapped to 0
+                     pmax: float = PMAX, # upper percentile (0–100), mapped to 1
+                    ) -> tuple[float, float]:
     "The `pmin` and `pmax` percentiles (`lo`, `hi`) of `x`."
     lo, hi = np.percentile(np.asarray(x, dtype=np.float32), (pmin, pmax))
     return float(lo), float(hi)
 
 def normalize(x, # image or stack, any units
-              lo: float, hi: float, # the values mapped to 0 and 1 (e.g. from `percentile_range`)
-              eps: float = EPS, out=None) -> np.ndarray:
+              lo: float, # the value mapped to 0 (e.g. from `percentile_range`)
+              hi: float, # the value mapped to 1
+              eps: float = EPS, # added to `hi - lo` so a flat image does not divide by 0
+              out=None, # array to write into (`out=x`: in place); None: a new array
+             ) -> np.ndarray:
     "`(x - lo) / (hi - lo)` as float32, not clipped; `out=x` normalises a float32 array in place."
     x = np.asarray(x, dtype=np.float32)
     out = np.subtract(x, np.float32(lo), out=out)
     return np.divide(out, np.float32(hi - lo + eps), out=out)
 
-def normalize_percentile(x, pmin: float = PMIN, pmax: float = PMAX, eps: float = EPS) -> np.ndarray:
+def normalize_percentile(x, # image or stack, any units
+                         pmin: float = PMIN, # lower percentile (0–100), mapped to 0
+                         pmax: float = PMAX, # upper percentile (0–100), mapped to 1
+                         eps: float = EPS, # added to `hi - lo` so a flat image does not divide by 0
+                        ) -> np.ndarray:
     "`normalize(x, lo, hi)` with `lo`, `hi` the `pmin`, `pmax` percentiles of `x`; float32, not clipped."
     return normalize(x, *percentile_range(x, pmin, pmax), eps)
 
-def denormalize(y, lo: float, hi: float, eps: float = EPS) -> np.ndarray:
+def denormalize(y, # normalised image (e.g. a restored output)
+                lo: float, # the input units of 0 (as given to `normalize`)
+                hi: float, # the input units of 1
+                eps: float = EPS, # as given to `normalize`
+               ) -> np.ndarray:
     "Inverse of `normalize`: `y * (hi - lo) + lo`, float32."
     return (np.asarray(y, dtype=np.float32) * (hi - lo + eps) + lo).astype(np.float32)
 
 # %% ../nbs/00_io.ipynb #57386888
 OUTPUT_DTYPES = ('float32', 'uint16', 'uint8')
 
-def check_dtype(dtype:str) -> str:
+def check_dtype(dtype:str, # output pixel type: 'float32', 'uint16' or 'uint8'
+               ) -> str:
     "`dtype` if it is one of `OUTPUT_DTYPES`, else `PssrInputError`."
     if dtype not in OUTPUT_DTYPES: raise PssrInputError('--dtype', f'unknown output type {dtype!r}', f'use one of {", ".join(OUTPUT_DTYPES)}')
     return dtype
 
-def value_range(dtype:str, sample) -> tuple[float, float]:
+def value_range(dtype:str, # the input's pixel type, e.g. 'uint16'
+                sample, # some of its pixels (used for float input only)
+               ) -> tuple[float, float]:
     "The input's value range: its integer type's full range (uint16: 0-65535), or the min/max of `sample` for float data."
     dt = np.dtype(dtype)
     if dt.kind in 'iub': return (float(np.iinfo(dt).min), float(np.iinfo(dt).max)) if dt.kind != 'b' else (0.0, 1.0)
     return float(np.min(sample)), float(np.max(sample))
 
-def to_dtype(x:np.ndarray, dtype:str, vrange:tuple[float, float]) -> np.ndarray:
+def to_dtype(x:np.ndarray, # image in input units
+             dtype:str, # 'float32', 'uint16' or 'uint8'
+             vrange:tuple[float, float], # (min, max) in input units mapped to the type's range (from `value_range`)
+            ) -> np.ndarray:
     "`x` (input units) as `dtype`: float32 as is; uint8/uint16 clipped to `vrange` and scaled linearly onto the type's range, rounded."
     if check_dtype(dtype) == 'float32': return np.asarray(x, np.float32)
     a, b, top = *vrange, np.iinfo(dtype).max
     y = (np.asarray(x, np.float32) - np.float32(a)) * np.float32(top / max(b - a, EPS))
     return np.rint(np.clip(y, 0, top, out=y), out=y).astype(dtype)
 
-def from_dtype(y:np.ndarray, dtype:str, vrange:tuple[float, float]) -> np.ndarray:
+def from_dtype(y:np.ndarray, # pixels of `dtype`
+               dtype:str, # 'float32', 'uint16' or 'uint8'
+               vrange:tuple[float, float], # the (min, max) given to `to_dtype`
+              ) -> np.ndarray:
     "Inverse of `to_dtype`: pixels of `dtype` back to float32 input units."
     if dtype == 'float32': return np.asarray(y, np.float32)
     a, b = vrange
@@ -697,18 +751,29 @@ def from_dtype(y:np.ndarray, dtype:str, vrange:tuple[float, float]) -> np.ndarra
 SPACE_UNITS = {'micrometer': 1.0, 'nanometer': 1e-3, 'angstrom': 1e-4, 'millimeter': 1e3}
 AXIS_TYPES = {'T': 'time', 'C': 'channel', 'Z': 'space', 'Y': 'space', 'X': 'space'}
 
-def default_axes(ndim:int) -> str:
+def default_axes(ndim:int, # number of dimensions (2–5)
+                ) -> str:
     "Axes of a plain array: 'YX', 'ZYX', 'CZYX', 'TCZYX'."
     return 'TCZYX'[-ndim:]
 
-def ngff_multiscales(axes:str, scale:list[float], name:str='image') -> dict:
+def ngff_multiscales(axes:str, # e.g. 'ZYX'
+                     scale:list[float], # pixel size per axis (µm for space axes, 1 otherwise)
+                     name:str='image', # image name shown by viewers
+                    ) -> dict:
     "Minimal OME-NGFF 0.4 `multiscales` attributes for one resolution level stored as array '0'."
     ax = [dict(name=a.lower(), type=AXIS_TYPES.get(a, 'space'), **({'unit': 'micrometer'} if AXIS_TYPES.get(a) == 'space' else {}))
           for a in axes]
     ds = [{'path': '0', 'coordinateTransformations': [{'type': 'scale', 'scale': [float(v) for v in scale]}]}]
     return {'multiscales': [{'version': '0.4', 'name': name, 'axes': ax, 'datasets': ds}]}
 
-def create_ome_zarr(path:Path, shape:tuple, chunks:tuple, axes:str, scale:list[float], dtype='float32', name='image') -> zarr.Array:
+def create_ome_zarr(path:Path, # output folder (created, replaced if it exists)
+                    shape:tuple, # array shape (…, Y, X)
+                    chunks:tuple, # chunk shape, one entry per axis
+                    axes:str, # e.g. 'ZYX'
+                    scale:list[float], # pixel size per axis (µm for space axes)
+                    dtype='float32', # pixel type
+                    name='image', # image name shown by viewers
+                   ) -> zarr.Array:
     "An empty single-resolution OME-Zarr image at `path` (zarr format 2); returns its array."
     import zarr
     g = zarr.open_group(str(path), mode='w', zarr_format=2)
@@ -716,11 +781,15 @@ def create_ome_zarr(path:Path, shape:tuple, chunks:tuple, axes:str, scale:list[f
     return g.create_array('0', shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
                           chunk_key_encoding={'name': 'v2', 'separator': '/'})
 
-def default_chunks(shape:tuple, side:int=1024) -> tuple:
+def default_chunks(shape:tuple, # array shape (…, Y, X)
+                   side:int=1024, # chunk side in Y and X (px)
+                  ) -> tuple:
     "One plane per chunk, `side`² pixels in YX."
     return (1,) * (len(shape) - 2) + tuple(min(side, n) for n in shape[-2:])
 
-def iter_blocks(shape:tuple, block:int) -> Iterator[tuple]:
+def iter_blocks(shape:tuple, # array shape (…, Y, X)
+                block:int, # block side in Y and X (px); edge blocks are smaller
+               ) -> Iterator[tuple]:
     "Index tuples (leading indices…, y slice, x slice) covering an array of `shape` in YX blocks of `block`."
     for idx in np.ndindex(*shape[:-2]):
         for y in range(0, shape[-2], block):
@@ -733,7 +802,9 @@ def write_ome_zarr(path:str|Path, # output folder, e.g. 'volume.ome.zarr'
                    pixel_size:float|None=None, # XY pixel size (µm)
                    chunks:tuple|None=None, # chunk shape; default one plane, 1024² px
                    axes:str|None=None, # e.g. 'ZYX'; default from the number of dimensions
-                   name:str='image', inputs=()) -> Path:
+                   name:str='image', # image name shown by viewers
+                   inputs=(), # paths never written over (the job's inputs)
+                  ) -> Path:
     "Write `data` as a single-resolution OME-Zarr, block by block (bounded memory) and atomically."
     path, axes = Path(path), (axes or default_axes(data.ndim)).upper()
     if len(axes) != data.ndim: raise PssrInputError(path, f'axes {axes!r} do not match {data.ndim}D data', 'pass matching axes=')
@@ -745,7 +816,8 @@ def write_ome_zarr(path:str|Path, # output folder, e.g. 'volume.ome.zarr'
         for sl in iter_blocks(data.shape, max(chunks[-2:])): arr[sl] = np.asarray(data[sl])
     return path
 
-def read_ome_zarr(path:str|Path) -> tuple[zarr.Array, ImageMeta]:
+def read_ome_zarr(path:str|Path, # an OME-Zarr image folder (or a plain zarr array)
+                 ) -> tuple[zarr.Array, ImageMeta]:
     "The full-resolution array of an OME-Zarr image (lazy: sliced on demand) and its `ImageMeta` (pixel size in µm)."
     import zarr
     p = Path(path)
@@ -769,9 +841,16 @@ def read_ome_zarr(path:str|Path) -> tuple[zarr.Array, ImageMeta]:
     return arr, ImageMeta(axes=axes, pixel_size=ps, dtype=str(arr.dtype), path=str(p), shape=tuple(arr.shape))
 
 # %% ../nbs/00_io.ipynb #cd658da1
-def write_pyramid(path:Path, data, # output folder; a (…, Y, X) zarr/dask array, full resolution
-                  axes:str, pixel_size:float|None, chunks:tuple, name:str='image',
-                  dtype:str='float32', vrange:tuple=(0., 1.), min_side:int=256) -> Path:
+def write_pyramid(path:Path, # output folder
+                  data, # a (…, Y, X) zarr/dask array, full resolution
+                  axes:str, # e.g. 'ZYX'
+                  pixel_size:float|None, # full-resolution XY pixel size (µm); None: 1
+                  chunks:tuple, # chunk shape of every level
+                  name:str='image', # image name shown by viewers
+                  dtype:str='float32', # 'float32', 'uint16' or 'uint8'
+                  vrange:tuple=(0., 1.), # (min, max) mapped onto an integer `dtype` (`to_dtype`)
+                  min_side:int=256, # stop halving when the smaller YX side would fall below this (px)
+                 ) -> Path:
     "An OME-Zarr (NGFF 0.4) multiscale image written by `ome_zarr`: levels halving XY down to ~`min_side` px, pixel sizes on each level."
     import dask, dask.array as da, zarr
     from ome_zarr.format import FormatV04
@@ -788,7 +867,11 @@ def write_pyramid(path:Path, data, # output folder; a (…, Y, X) zarr/dask arra
                     method=Methods.LOCAL_MEAN, storage_options={'chunks': chunks}, name=name)
     return path
 
-def tiff_tiles(data, side:int, dtype:str, vrange:tuple) -> Iterator[np.ndarray]:
+def tiff_tiles(data, # (…, Y, X) numpy/zarr/dask array
+               side:int, # tile side (px)
+               dtype:str, # 'float32', 'uint16' or 'uint8'
+               vrange:tuple, # (min, max) mapped onto an integer `dtype`
+              ) -> Iterator[np.ndarray]:
     "The tiles of `data` (…, Y, X) in TIFF order (plane, row, column), read one strip of chunks at a time and converted to `dtype`."
     rows = max(side, (getattr(data, 'chunks', None) or (side,))[-2] // side * side)
     for idx in np.ndindex(*data.shape[:-2]):
@@ -797,8 +880,16 @@ def tiff_tiles(data, side:int, dtype:str, vrange:tuple) -> Iterator[np.ndarray]:
             for ty in range(0, strip.shape[0], side):
                 for tx in range(0, strip.shape[1], side): yield strip[ty:ty + side, tx:tx + side]
 
-def write_tiled_tiff(path:Path, data, axes:str, pixel_size:float|None, name:str='image', dtype:str='float32',
-                     vrange:tuple=(0., 1.), side:int=256, inputs=()) -> Path:
+def write_tiled_tiff(path:Path, # output .ome.tif file
+                     data, # (…, Y, X) numpy/zarr/dask array
+                     axes:str, # e.g. 'ZYX'
+                     pixel_size:float|None, # XY pixel size (µm); None: not recorded
+                     name:str='image', # image name shown by viewers
+                     dtype:str='float32', # 'float32', 'uint16' or 'uint8'
+                     vrange:tuple=(0., 1.), # (min, max) mapped onto an integer `dtype`
+                     side:int=256, # tile side (px, a multiple of 16)
+                     inputs=(), # paths never written over (the job's inputs)
+                    ) -> Path:
     "Stream `data` (…, Y, X) into a tiled OME BigTIFF (`side`² tiles, pixel size in µm), atomically, never whole in memory."
     import tifffile
     md = {'axes': axes, 'Name': name}
@@ -823,13 +914,16 @@ def dihedral(x, # numpy array or torch tensor (..., Y, X)
     return x.flip(-1) if k >= 4 else x
 
 def undo_dihedral(x, # numpy array or torch tensor transformed by `dihedral(., k)`
-                  k: int):
+                  k: int, # the op given to `dihedral`: 0–3 quarter turns, +4 for a flip
+                 ):
     "Inverse of `dihedral(x, k)`."
     if k >= 4: x = np.ascontiguousarray(x[..., ::-1]) if isinstance(x, np.ndarray) else x.flip(-1)
     return np.ascontiguousarray(np.rot90(x, -(int(k) % 4), axes=(-2, -1))) if isinstance(x, np.ndarray) else x.rot90(-(int(k) % 4), (-2, -1))
 
 # %% ../nbs/00_io.ipynb #0b71d465
-def reflect_index(i: int, n: int) -> int:
+def reflect_index(i: int, # any frame index, also < 0 or >= n
+                  n: int, # number of frames
+                 ) -> int:
     "Index `i` reflected into `range(n)` (… 2 1 0 1 2 … n-2 n-1 n-2 …)."
     if n == 1: return 0
     i %= 2 * (n - 1)
@@ -843,7 +937,9 @@ def frame_window(t: int, # centre frame
     half = n_frames // 2
     return [reflect_index(t + d, n) for d in range(-half, n_frames - half)]
 
-def frame_windows(n: int, n_frames: int) -> list[list[int]]:
+def frame_windows(n: int, # number of frames in the stack
+                  n_frames: int, # window length (odd; 1: each frame alone)
+                 ) -> list[list[int]]:
     "`frame_window(t, n, n_frames)` for every frame `t` of an `n`-frame stack."
     return [frame_window(t, n, n_frames) for t in range(n)]
 

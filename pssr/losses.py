@@ -21,23 +21,35 @@ __all__ = ['MS_SSIM_WEIGHTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'VGG_URL', 'gauss
 # %% ../nbs/09_losses.ipynb #ddd7f503
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli & Bovik 2003
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def gaussian_window(size: int = 11, # window side (px, odd)
+                    sigma: float = 1.5, # Gaussian sigma (px)
+                   ) -> torch.Tensor:
     "A normalised 2D Gaussian window `(size, size)`."
     g = torch.exp(-(torch.arange(size, dtype=torch.float32) - (size - 1) / 2) ** 2 / (2 * sigma ** 2))
     g = g / g.sum()
     return g[:, None] * g[None, :]
 
-def fit_window(h: int, w: int, size: int = 11) -> int:
+def fit_window(h: int, # image height (px)
+               w: int, # image width (px)
+               size: int = 11, # window side wanted (px, odd)
+              ) -> int:
     "The window size to use for an `h` x `w` image: `size`, or the largest odd size that fits."
     m = min(h, w, size)
     return max(m if m % 2 else m - 1, 1)
 
-def gaussian_filter(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+def gaussian_filter(x: torch.Tensor, # batch (B, C, H, W)
+                    win: torch.Tensor, # 2D window (from `gaussian_window`)
+                   ) -> torch.Tensor:
     "Per-channel 'valid' filtering of `(B, C, H, W)` by the 2D window `win`."
     c = x.shape[1]
     return F.conv2d(x, win.to(x)[None, None].expand(c, 1, *win.shape), groups=c)
 
-def ssim_maps(x, y, win, data_range: float = 1.0, k=(0.01, 0.03)):
+def ssim_maps(x, # batch (B, C, H, W)
+              y, # the batch to compare, same shape
+              win, # 2D Gaussian window
+              data_range: float = 1.0, # intensity span of the images (1 for normalised ones)
+              k=(0.01, 0.03), # SSIM constants (K1, K2)
+             ):
     "SSIM and contrast-structure maps of `x`, `y` `(B, C, H, W)` (valid region of the window)."
     c1, c2 = (k[0] * data_range) ** 2, (k[1] * data_range) ** 2
     mx, my = gaussian_filter(x, win), gaussian_filter(y, win)
@@ -47,19 +59,33 @@ def ssim_maps(x, y, win, data_range: float = 1.0, k=(0.01, 0.03)):
     cs = (2 * cxy + c2) / (vx + vy + c2)
     return (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs, cs
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(x: torch.Tensor, # batch (B, C, H, W)
+         y: torch.Tensor, # the batch to compare, same shape
+         data_range: float = 1.0, # intensity span of the images (1 for normalised ones)
+         win_size: int = 11, # Gaussian window side (px; smaller for small images)
+         sigma: float = 1.5, # window sigma (px)
+        ) -> torch.Tensor:
     "Mean SSIM per image of `(B, C, H, W)` tensors -> `(B,)`."
     win = gaussian_window(fit_window(*x.shape[-2:], win_size), sigma)
     return ssim_maps(x.float(), y.float(), win, data_range)[0].mean((1, 2, 3))
 
-def ms_ssim_levels(h: int, w: int, win_size: int = 11, max_levels: int = 5) -> int:
+def ms_ssim_levels(h: int, # image height (px)
+                   w: int, # image width (px)
+                   win_size: int = 11, # window side (px)
+                   max_levels: int = 5, # scales wanted
+                  ) -> int:
     "How many MS-SSIM scales an `h` x `w` image supports (coarsest image at least one window wide)."
     n = 1
     while n < max_levels and min(h, w) // 2 ** n >= win_size: n += 1
     return n
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, win_size: int = 11, sigma: float = 1.5,
-            weights=MS_SSIM_WEIGHTS) -> torch.Tensor:
+def ms_ssim(x: torch.Tensor, # batch (B, C, H, W)
+            y: torch.Tensor, # the batch to compare, same shape
+            data_range: float = 1.0, # intensity span of the images (1 for normalised ones)
+            win_size: int = 11, # Gaussian window side (px; smaller for small images)
+            sigma: float = 1.5, # window sigma (px)
+            weights=MS_SSIM_WEIGHTS, # weight per scale, finest first (renormalised when fewer scales fit)
+           ) -> torch.Tensor:
     "Multi-scale SSIM per image of `(B, C, H, W)` tensors -> `(B,)`, with fewer scales for small images."
     x, y = x.float(), y.float()
     n = ms_ssim_levels(*x.shape[-2:], fit_window(*x.shape[-2:], win_size), len(weights))
@@ -91,7 +117,8 @@ class MSSSIML1Loss(nn.Module):
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 VGG_URL = 'https://download.pytorch.org/models/vgg16_bn-6c64b313.pth'
 
-def find_vgg_weights(weights=None) -> Path:
+def find_vgg_weights(weights=None, # a VGG-16 (or VGG-16-BN) .pth; None: `$PSSR_VGG_WEIGHTS`, then torch's hub cache
+                    ) -> Path:
     "The VGG-16 state dict to use: `weights`, `$PSSR_VGG_WEIGHTS`, or torch's hub cache; PssrInputError if none."
     given = weights or os.environ.get('PSSR_VGG_WEIGHTS')
     if given:
@@ -106,7 +133,8 @@ def find_vgg_weights(weights=None) -> Path:
                              f'copy it into this folder, or use the msssim_l1 loss')
     return found[0]
 
-def vgg16_features(weights=None) -> tuple[nn.Sequential, list[int]]:
+def vgg16_features(weights=None, # a VGG-16 (or VGG-16-BN) .pth; None: `$PSSR_VGG_WEIGHTS`, then torch's hub cache
+                  ) -> tuple[nn.Sequential, list[int]]:
     "Frozen VGG-16 (or VGG-16-BN) feature layers from a local state dict, and the indices of the 3 loss layers."
     path = find_vgg_weights(weights)
     sd = {k.removeprefix('features.'): v for k, v in load_state_dict_file(path, 'VGG-16 weights').items() if not k.startswith('classifier.')}
@@ -157,7 +185,9 @@ class FeatureLoss(nn.Module):
 # %% ../nbs/09_losses.ipynb #22025970
 from .config import LOSSES  # the names (no torch there: the CLI validates --loss with them)
 
-def get_loss(name: str = 'mse', **kwargs) -> nn.Module:
+def get_loss(name: str = 'mse', # one of `LOSSES`: 'mse', 'l1', 'msssim_l1', 'perceptual'
+             **kwargs,
+            ) -> nn.Module:
     "The training loss called `name` (one of `LOSSES`); `kwargs` go to its constructor (e.g. `weights=` for 'perceptual')."
     key = str(name).lower().replace('-', '_')
     if key not in LOSSES:
@@ -168,12 +198,18 @@ def get_loss(name: str = 'mse', **kwargs) -> nn.Module:
     return FeatureLoss(**kwargs)
 
 # %% ../nbs/09_losses.ipynb #5bb82ac2
-def psnr_metric(pred: torch.Tensor, targ: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+def psnr_metric(pred: torch.Tensor, # model output (B, 1, H, W), normalised
+                targ: torch.Tensor, # HR target, same shape
+                data_range: float = 1.0, # intensity span of the images (1 for normalised ones)
+               ) -> torch.Tensor:
     "Mean per-image PSNR (dB) of normalised intensities, capped at 100 dB."
     pred, targ = pred.as_subclass(torch.Tensor).float(), targ.as_subclass(torch.Tensor).float()
     mse = ((pred - targ) ** 2).flatten(1).mean(1).clamp(min=data_range ** 2 * 1e-10)
     return (10 * torch.log10(data_range ** 2 / mse)).mean()
 
-def ssim_metric(pred: torch.Tensor, targ: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+def ssim_metric(pred: torch.Tensor, # model output (B, 1, H, W), normalised
+                targ: torch.Tensor, # HR target, same shape
+                data_range: float = 1.0, # intensity span of the images (1 for normalised ones)
+               ) -> torch.Tensor:
     "Mean SSIM (11x11 Gaussian window, sigma 1.5) of normalised intensities."
     return ssim(pred.as_subclass(torch.Tensor), targ.as_subclass(torch.Tensor), data_range).mean()

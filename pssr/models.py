@@ -31,13 +31,16 @@ RESNETS = {'resnet18': (torchvision.models.resnet18, 'ResNet18_Weights'),
            'resnet101': (torchvision.models.resnet101, 'ResNet101_Weights')}
 LR_WIDTHS = (32, 64, 128)  # `lr_resnet` stage widths: deepest stage at 1/4 of the input size
 
-def check_arch(arch: str) -> str:
+def check_arch(arch: str, # encoder name, one of `ARCHS`
+              ) -> str:
     "`arch` if it is a known encoder, else a PssrInputError listing the choices."
     if arch not in ARCHS:
         raise PssrInputError('arch', f'unknown encoder {arch!r}', f'Choose one of {", ".join(ARCHS)}')
     return arch
 
-def small_encoder(n_in: int = 1, widths=(16, 32, 64, 128, 256)) -> nn.Sequential:
+def small_encoder(n_in: int = 1, # input channels (LR frames)
+                  widths=(16, 32, 64, 128, 256), # feature maps of the stem and of each of the 4 stages
+                 ) -> nn.Sequential:
     "A light ResNet-like encoder: a stride-2 stem and 4 stride-2 residual stages (total stride 32)."
     stem = nn.Sequential(ConvLayer(n_in, widths[0], stride=2), ConvLayer(widths[0], widths[0]))
     stages = [ResBlock(1, ni, nf, stride=2) for ni, nf in zip(widths[:-1], widths[1:])]
@@ -56,12 +59,15 @@ def lr_encoder(n_in: int = 1, # input channels (frames)
 
 OWN_ENCODERS = {'lr_resnet': lr_encoder, 'unet_small': small_encoder}  # no ImageNet weights
 
-def encoder_stride(arch: str) -> int:
+def encoder_stride(arch: str, # encoder name, one of `ARCHS`
+                  ) -> int:
     "How much `arch`'s encoder shrinks its input: the multiple that input sizes must have."
     return 2 ** (len(LR_WIDTHS) - 1) if arch == 'lr_resnet' else 32
 
 # %% ../nbs/07_models.ipynb #7bb49251
-def load_state_dict_file(path, what: str = 'state dict') -> dict:
+def load_state_dict_file(path, # a .pth file (a state dict, or a dict holding one under `model`/`state_dict`)
+                         what: str = 'state dict', # what it is, for messages (e.g. 'encoder weights')
+                        ) -> dict:
     "Read a `.pth` state dict (unwrapping `{'model': ...}` / `{'state_dict': ...}`); clear errors if unusable."
     path = Path(path)
     if not path.is_file():
@@ -76,12 +82,15 @@ def load_state_dict_file(path, what: str = 'state dict') -> dict:
         raise PssrInputError(path, f'is not a {what} (a dict of tensors)', 'Save with torch.save(model.state_dict(), path)')
     return sd
 
-def adapt_first_conv(weight: torch.Tensor, n_in: int) -> torch.Tensor:
+def adapt_first_conv(weight: torch.Tensor, # first-conv kernel (out, 3, k, k) from an RGB network
+                     n_in: int, # input channels wanted (LR frames)
+                    ) -> torch.Tensor:
     "A first-conv kernel for `n_in` channels from an RGB one: the channel mean repeated, scaled by 3/n_in."
     if weight.shape[1] == n_in: return weight
     return weight.mean(1, keepdim=True).repeat(1, n_in, 1, 1) * (weight.shape[1] / n_in)
 
-def download_imagenet_state(arch: str) -> dict:
+def download_imagenet_state(arch: str, # a ResNet name, e.g. 'resnet34'
+                           ) -> dict:
     "torchvision's ImageNet state dict for `arch` (cached in `torch.hub.get_dir()`), or a one-line error offline."
     w = getattr(torchvision.models, RESNETS[arch][1]).IMAGENET1K_V1
     try: return w.get_state_dict(progress=False)
@@ -102,7 +111,11 @@ def _load_into(model: nn.Module, sd: dict, path, arch: str):
                              f'e.g. {(missing + bad)[0]!r})', f'Give weights saved from torchvision.models.{arch}() or pick the matching arch')
     model.load_state_dict(sd, strict=False)
 
-def make_encoder(arch: str = 'resnet34', n_in: int = 1, pretrained: bool = False, weights=None) -> nn.Sequential:
+def make_encoder(arch: str = 'resnet34', # encoder name, one of `ARCHS`
+                 n_in: int = 1, # input channels (LR frames)
+                 pretrained: bool = False, # ImageNet weights (ResNets only; downloaded or cached)
+                 weights=None, # a local encoder state dict (.pth) instead; None: random initialisation
+                ) -> nn.Sequential:
     "The U-Net encoder: `arch`'s body taking `n_in` channels, with ImageNet (`pretrained`) or local (`weights`) weights."
     check_arch(arch)
     if arch in OWN_ENCODERS:
@@ -118,7 +131,8 @@ def make_encoder(arch: str = 'resnet34', n_in: int = 1, pretrained: bool = False
     return body
 
 # %% ../nbs/07_models.ipynb #85e4cd51
-def modernise_norms(model: nn.Module) -> nn.Module:
+def modernise_norms(model: nn.Module, # network, changed in place
+                   ) -> nn.Module:
     "Replace hook-based weight/spectral norm by `torch.nn.utils.parametrizations` equivalents (deepcopy-safe)."
     P = torch.nn.utils.parametrizations
     for m in list(model.modules()):
@@ -145,7 +159,8 @@ def _is_fastai_blur(pad: nn.Module, pool: nn.Module) -> bool:
     return (isinstance(pad, nn.ReplicationPad2d) and tuple(pad.padding) == (1, 0, 1, 0) and isinstance(pool, nn.AvgPool2d)
             and pool.kernel_size in (2, (2, 2)) and pool.stride in (1, (1, 1)))
 
-def fast_blur(model: nn.Module) -> nn.Module:
+def fast_blur(model: nn.Module, # network, changed in place
+             ) -> nn.Module:
     "Replace fastai's pad + avg-pool blurs by `Blur2x2` + `Identity` (same output and state dict, ~2x faster on CPU)."
     for m in list(model.modules()):
         if not isinstance(m, nn.Sequential): continue
@@ -153,7 +168,8 @@ def fast_blur(model: nn.Module) -> nn.Module:
             if _is_fastai_blur(m[i], m[i + 1]): m[i], m[i + 1] = Blur2x2(), nn.Identity()
     return model
 
-def as_norm_type(norm_type) -> NormType | None:
+def as_norm_type(norm_type, # 'weight', 'batch', 'spectral', 'instance', 'none' or a fastai NormType
+                ) -> NormType | None:
     "fastai NormType from a NormType, a name ('weight', 'batch', 'spectral', 'instance') or None/'none'."
     if norm_type is None or isinstance(norm_type, NormType): return norm_type
     names = {n.name.lower(): n for n in NormType} | {'none': None}
@@ -166,11 +182,19 @@ def _norm_name(norm_type) -> str:
     nt = as_norm_type(norm_type)
     return 'none' if nt is None else nt.name.lower()
 
-def build_size(size: int, multiple: int = 32) -> tuple[int, int]:
+def build_size(size: int, # input side the network will mostly see (px)
+               multiple: int = 32, # the encoder's stride (`encoder_stride`)
+              ) -> tuple[int, int]:
     "The dummy image size DynamicUnet is built at: `size` rounded up to `multiple`, at least 2 * `multiple`."
     return (max(2 * multiple, -(-size // multiple) * multiple),) * 2
 
-def dynamic_unet(encoder: nn.Sequential, n_out: int, size: int, blur=True, self_attention=True, norm_type=NormType.Weight) -> DynamicUnet:
+def dynamic_unet(encoder: nn.Sequential, # from `make_encoder`
+                 n_out: int, # output channels (feature maps for the head, or 1)
+                 size: int, # input side it is built at (px; rounded up)
+                 blur=True, # blur after pixel shuffles (fewer checkerboard artefacts)
+                 self_attention=True, # a self-attention layer in the decoder
+                 norm_type=NormType.Weight, # a fastai `NormType` (see `as_norm_type`), or None
+                ) -> DynamicUnet:
     "fastai's DynamicUnet on `encoder` with PSSR's options, modern norms, plain-tensor output."
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*weight_norm.*deprecated')
@@ -180,13 +204,19 @@ def dynamic_unet(encoder: nn.Sequential, n_out: int, size: int, blur=True, self_
     return fast_blur(modernise_norms(unet))
 
 # %% ../nbs/07_models.ipynb #b525e7e9
-def scale_factors(scale: int) -> list[int]:
+def scale_factors(scale: int, # HR px per LR px
+                 ) -> list[int]:
     "Split `scale` into pixel-shuffle stages: ×2 stages and one stage for the odd remainder (e.g. 12 -> [2, 2, 3])."
     fs = []
     while scale % 2 == 0 and scale > 1: fs.append(2); scale //= 2
     return fs + ([scale] if scale > 1 else [])
 
-def upsample_head(nf: int, scale: int, blur=True, norm_type=NormType.Weight, min_nf: int = 16) -> nn.Sequential:
+def upsample_head(nf: int, # feature maps coming in
+                  scale: int, # upsampling factor (HR px per LR px)
+                  blur=True, # blur after each pixel shuffle
+                  norm_type=NormType.Weight, # a fastai `NormType` (see `as_norm_type`), or None
+                  min_nf: int = 16, # fewest feature maps a stage may halve down to
+                 ) -> nn.Sequential:
     "Sub-pixel upsampling by `scale` of `nf` feature maps (halving them per stage, down to `min_nf`), then a 3x3 conv to 1 channel."
     ups = []
     with warnings.catch_warnings():
@@ -197,7 +227,8 @@ def upsample_head(nf: int, scale: int, blur=True, norm_type=NormType.Weight, min
     return fast_blur(modernise_norms(nn.Sequential(*ups, ConvLayer(nf, 1, ks=3, act_cls=None, norm_type=None))))
 
 # %% ../nbs/07_models.ipynb #1a142dcc
-def centre_frame(x: torch.Tensor) -> torch.Tensor:
+def centre_frame(x: torch.Tensor, # batch (B, n_frames, h, w)
+                ) -> torch.Tensor:
     "The middle frame of a `(B, n_frames, h, w)` batch, as `(B, 1, h, w)`."
     c = x.shape[1] // 2
     return x[:, c:c + 1]
@@ -236,7 +267,8 @@ class PSSRNet(nn.Module):
         return out.contiguous()
 
 # %% ../nbs/07_models.ipynb #2f1e9bd4
-def zero_last_conv(m: nn.Module) -> nn.Module:
+def zero_last_conv(m: nn.Module, # module, changed in place
+                  ) -> nn.Module:
     "Zero the weights and bias of the last convolution in `m`, so a residual branch starts as the identity."
     last = [c for c in m.modules() if isinstance(c, nn.Conv2d)][-1]
     with torch.no_grad():
@@ -244,7 +276,8 @@ def zero_last_conv(m: nn.Module) -> nn.Module:
         if last.bias is not None: last.bias.zero_()
     return m
 
-def build_model(cfg: ModelConfig) -> PSSRNet:
+def build_model(cfg: ModelConfig, # the architecture (a `ModelConfig`)
+               ) -> PSSRNet:
     "Build the `PSSRNet` described by `cfg`."
     c = cfg.resolved()
     nt = as_norm_type(c.norm_type)
@@ -262,16 +295,30 @@ def build_model(cfg: ModelConfig) -> PSSRNet:
     return PSSRNet(unet, c.scale, c.n_frames, c.mode, c.arch, head=head, residual=c.residual, fnsm=fnsm,
                    channels_last=c.channels_last, config=c)
 
-def pssr_unet(arch: str = 'resnet34', scale: int = 4, n_frames: int = 1, mode: str = 'lr', pretrained: bool = False,
-              weights=None, size: int = 128, self_attention: bool | None = None, blur: bool | None = None,
-              norm_type=None, residual: bool | None = None, channels_last: bool = False, head_features: int = 64,
-              fnsm: bool = False, fnsm_radius: float | None = None) -> PSSRNet:
+def pssr_unet(arch: str = 'resnet34', # U-Net encoder: one of `ARCHS`
+              scale: int = 4, # HR pixels per LR pixel, per axis
+              n_frames: int = 1, # consecutive LR frames fed to the model (odd)
+              mode: str = 'lr', # 'lr': U-Net at the LR input size; 'upsampled': original PSSR (bilinear first)
+              pretrained: bool = False, # ImageNet encoder weights (needs them cached locally)
+              weights=None, # local encoder state dict (.pth) instead of `pretrained`
+              size: int = 128, # HR crop size in pixels; the LR crop is `size // scale`
+              self_attention: bool | None = None, # None: True for the ResNets (PSSR), False otherwise (global: makes output depend on tile size)
+              blur: bool | None = None, # None: True (PSSR)
+              norm_type=None, # None: 'weight' (PSSR); one of `NORM_TYPES`
+              residual: bool | None = None, # None: True in 'lr' mode (add bilinear ×scale of the centre frame)
+              channels_last: bool = False, # channels_last memory format (see `bench/train_speed.py` for whether it helps)
+              head_features: int = 64, # feature maps entering the 'lr' mode upsampling head
+              fnsm: bool = False, # end the network with a Fourier noise-suppression module (trainable radius)
+              fnsm_radius: float | None = None, # its initial radius (units of Nyquist); None: the OTF cut-off if known, else 0.5
+             ) -> PSSRNet:
     "The PSSR U-Net mapping `(B, n_frames, h, w)` -> `(B, 1, h*scale, w*scale)`; see `ModelConfig` for the arguments."
     return build_model(ModelConfig(arch, scale, n_frames, mode, pretrained, weights, size, self_attention, blur,
                                    norm_type, residual, channels_last, head_features, fnsm, fnsm_radius))
 
 # %% ../nbs/07_models.ipynb #06115dfe
-def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
+def conv_macs(model: nn.Module, # network
+              x: torch.Tensor, # one input batch (B, n_frames, h, w)
+             ) -> int:
     "Multiply-accumulates of all Conv2d layers for one forward pass on `x` (a cost estimate)."
     total = 0
     def hook(m, inp, out):

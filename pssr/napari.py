@@ -48,13 +48,15 @@ def layer_image(layer # a napari Image layer (or anything with .data, .name, .sc
 def restore_layer(model, # a PSSR network, or a saved model path (.pth/.json/bioimage.io .zip)
                   data:np.ndarray, # the LR image (Y, X) or stack (N, Y, X)
                   name:str='image', # the input layer's name
-                  scale=None, translate=None, # the input layer's geometry (see `yx_geometry`)
+                  scale=None, # the input layer's `scale` (one value per axis), or None for all 1
+                  translate=None, # its `translate`, or None for all 0
                   tta:bool=False, # also return the TTA uncertainty layer
                   consistency:bool=False, # also return the hallucination guard's consistency map (`pssr.evaluate.trust`)
                   degrade=None, # `hr -> lr` for that map; None: `model_degradation(model)`
-                  tile:int|None=None, overlap:int|None=None, # tiling (LR px); None: `restore`'s defaults
+                  tile:int|None=None, # LR tile side (px); None: chosen by `restore`
+                  overlap:int|None=None, # overlap between tiles (LR px); None: chosen by `restore`
                   progress=False, # `restore`'s progress bar: bool, or a tqdm-compatible class (napari's `progress`)
-                  device:str|None=None # 'cpu' | 'cuda' | None (CUDA if available)
+                  device:str|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
                  ) -> list[tuple]:
     "Restore `data` with `model`: napari layer-data tuples for the restored image (and its uncertainty, consistency map)."
     net = as_model(model, device)
@@ -80,8 +82,11 @@ def crappify_layer(data:np.ndarray, # HR image (Y, X) or stack (N, Y, X), in any
                    crappifier:str='em', # 'em' | 'fluo' | 'physical' | 'none' | a crappifier .json
                    scale:int=4, # downsampling factor (a JSON crappifier carries its own)
                    seed:int|None=0, # noise seed; None: fresh noise each time
-                   name:str='image', scale_=None, translate=None, # the input layer's name and geometry
-                   pmin:float=PMIN, pmax:float=PMAX # normalisation percentiles (as in training)
+                   name:str='image', # the input layer's name
+                   scale_=None, # its `scale` (one value per axis), or None for all 1
+                   translate=None, # its `translate`, or None for all 0
+                   pmin:float=PMIN, # lower normalisation percentile (as in training)
+                   pmax:float=PMAX, # upper normalisation percentile (as in training)
                   ) -> tuple[np.ndarray, dict]:
     "The LR image training would make from `data`, in `data`'s units, and its layer kwargs."
     x = check_input(data, src=name)
@@ -94,7 +99,8 @@ def crappify_layer(data:np.ndarray, # HR image (Y, X) or stack (N, Y, X), in any
 
 # %% ../nbs/19_napari.ipynb #e1d972aa
 def sample_em(size:int=512, # HR side (px)
-              seed:int=0) -> list[tuple]:
+              seed:int=0, # phantom and noise seed
+             ) -> list[tuple]:
     "napari sample data: a synthetic EM phantom (HR, 2 nm) and its `em`-crappified LR (8 nm) as layer-data tuples."
     hr = synthetic('em', n=1, size=size, seed=seed)[0].astype(np.float32)
     lr, kw = crappify_layer(hr, 'em', scale=4, seed=seed, name='synthetic EM', scale_=(0.002, 0.002))

@@ -18,7 +18,8 @@ def _blocks(a: np.ndarray, b: int) -> np.ndarray:
     h, w = a.shape[0] // b, a.shape[1] // b
     return a[:h * b, :w * b].reshape(h, b, w, b).transpose(0, 2, 1, 3).reshape(h * w, b * b)
 
-def clipped_mask(y: np.ndarray) -> np.ndarray:
+def clipped_mask(y: np.ndarray, # 2D image
+                ) -> np.ndarray:
     "Pixels at the image minimum / maximum when that value is piled up (saturated or clipped at zero)."
     vals, counts = np.unique(y, return_counts=True)
     mask = np.zeros(y.shape, bool)
@@ -27,7 +28,9 @@ def clipped_mask(y: np.ndarray) -> np.ndarray:
     if counts[-1] > 2 * counts[-2] + 10: mask |= y >= vals[-1]
     return mask
 
-def block_mean_var(y: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def block_mean_var(y: np.ndarray, # 2D image, normalised
+                   block: int = 16, # block side (px of `y`) over which mean and noise variance are measured
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Local means, noise variances (2x2 diagonal differences) and 'contains clipped pixels' flags of `block x block` blocks."
     y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
     c00, c01, c10, c11 = y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2]
@@ -37,8 +40,14 @@ def block_mean_var(y: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarr
     b = max(block // 2, 2)
     return _blocks(m, b).mean(1), _blocks(d, b).var(1, ddof=1), _blocks(clipped, b).any(1)
 
-def binned_line(means: np.ndarray, variances: np.ndarray, n_bins: int = 16, stat: str = 'median', dof: int | None = None,
-                clipped: np.ndarray | None = None, max_clipped: float = 0.0) -> dict:
+def binned_line(means: np.ndarray, # local mean per block (from `block_mean_var`)
+                variances: np.ndarray, # local noise variance per block
+                n_bins: int = 16, # intensity bins the line is fitted through
+                stat: str = 'median', # 'median': bias-corrected median of the variances (needs `dof`); 'clipped': outlier-trimmed variance
+                dof: int | None = None, # degrees of freedom of each variance (needed for 'median')
+                clipped: np.ndarray | None = None, # per block: contains clipped pixels (None: no clipping check)
+                max_clipped: float = 0.0, # intensity bins with more than this share of clipped blocks are left out
+               ) -> dict:
     "Robust `var = a * mean + b`: per equal-width bin of `means`, the median (or clipped) variance; weighted line through the bins."
     too_few = lambda n: PssrInputError('image', f'too few usable regions ({n}) to measure the noise',
                                        'Use a larger image with some flat, unsaturated areas, or give the high-SNR partner (--hr; Python: hr=)')
@@ -95,7 +104,12 @@ def _fit_relaxing(means, variances, n_bins, stat, dof, clipped, max_clipped):
         except PssrInputError:
             if mc == 1.0: raise
 
-def fit_noise(lr, hr=None, scale: int = 1, block: int = 16, n_bins: int = 16) -> dict:
+def fit_noise(lr, # the real low-resolution (noisy) image: 2D array or file
+              hr=None, # its registered high-SNR partner, `scale` times larger (None: `lr` alone)
+              scale: int = 1, # HR px per LR px of the pair
+              block: int = 16, # block side (LR px) for local mean/variance
+              n_bins: int = 16, # intensity bins the line is fitted through
+             ) -> dict:
     "Fit `var = a * mean + b` on the percentile-normalised `lr` (alone, or against its registered high-SNR partner `hr`)."
     raw, dtype, name = _as_raw(lr, 'lr')
     scale = check_scale(scale)
@@ -124,8 +138,13 @@ def _fit_lines(y, hr, scale, block, n_bins, name) -> dict:
         mu = alpha * h + beta
         return _fit_relaxing(mu, y - mu, n_bins, 'clipped', None, clipped, 0.002)
 
-def fit_crappifier(lr, hr=None, scale: int = 1, offset: float | None = None, **kwargs) -> PhysicalCrappifier:
-    "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path); see the convention above."
+def fit_crappifier(lr, # the real low-resolution (noisy) image: 2D array or file
+                   hr=None, # its registered high-SNR partner, `scale` times larger (None: `lr` alone)
+                   scale: int = 1, # HR px per LR px; also the fitted crappifier's downsampling factor
+                   offset: float | None = None, # camera offset (ADU) if known; None: estimated from the fit
+                   **kwargs,
+                  ) -> PhysicalCrappifier:
+    "A PhysicalCrappifier whose noise reproduces the real low-resolution image `lr` (array or path; `kwargs` go to `fit_noise`); see the convention above."
     f = fit_noise(lr, hr, scale, **kwargs)
     a, b, lo, hi = f['a'], f['b'], f['lo'], f['hi']
     if a <= 0:
@@ -143,7 +162,10 @@ def fit_crappifier(lr, hr=None, scale: int = 1, offset: float | None = None, **k
                               read_noise=float(np.sqrt(max(read2, 0.0))), gain=float(gain), offset=float(offset), bits=bits)
 
 # %% ../nbs/03_noisefit.ipynb #451add1b
-def noise_residuals(lr: np.ndarray, hr: np.ndarray, scale: int = 1) -> np.ndarray:
+def noise_residuals(lr: np.ndarray, # a real or crappified low-resolution image (2D)
+                    hr: np.ndarray, # its registered high-SNR partner, `scale` times larger
+                    scale: int = 1, # HR px per LR px
+                   ) -> np.ndarray:
     "Noise of `lr`: its normalised intensities minus the affine least-squares fit of its registered partner `hr` (downsampled by `scale`)."
     y = normalize_percentile(np.asarray(lr, np.float64)).astype(np.float64)
     h = downsample(normalize_percentile(np.asarray(hr, np.float64)).astype(np.float64), check_scale(scale), 'area')
@@ -152,7 +174,12 @@ def noise_residuals(lr: np.ndarray, hr: np.ndarray, scale: int = 1) -> np.ndarra
     alpha, beta = np.polyfit(h.ravel(), y.ravel(), 1)
     return y - (alpha * h + beta)
 
-def noise_distance(r1: np.ndarray, r2: np.ndarray, bins: int = 100, max_samples: int = 500_000, seed: int = 0) -> dict:
+def noise_distance(r1: np.ndarray, # residuals (from `noise_residuals`)
+                   r2: np.ndarray, # residuals to compare
+                   bins: int = 100, # histogram bins for the L1 distance
+                   max_samples: int = 500_000, # residuals subsampled to this many (speed)
+                   seed: int = 0, # seed of the subsampling
+                  ) -> dict:
     "Wasserstein distance and histogram L1 distance between two residual distributions."
     from scipy.stats import wasserstein_distance
     rng = np.random.default_rng(seed)

@@ -63,7 +63,9 @@ def _draw_vesicle(img, rng, cy, cx):
     d = np.sqrt(dy ** 2 + dx ** 2)
     img[sl] += 0.06 * (d < R) - 0.35 * np.exp(-((d - R) / 1.2) ** 2)
 
-def synthetic_em(size: int = 512, rng=None) -> np.ndarray:
+def synthetic_em(size: int = 512, # height and width (px)
+                 rng=None, # None: fresh randomness; an int: a seed; or a Generator
+                ) -> np.ndarray:
     "One EM-like phantom in [0, 1]: textured cytoplasm, dark wobbly membranes, mitochondria, vesicles, granules."
     rng = as_rng(rng)
     membrane, labels = _voronoi_membranes(size, rng)
@@ -118,13 +120,18 @@ def _fluo_background(size, rng) -> np.ndarray:
     "Dark background with faint smooth autofluorescence."
     return (0.03 + 0.015 * _smooth_noise((size, size), 40, rng)).astype(np.float32)
 
-def synthetic_fluo(size: int = 512, rng=None) -> np.ndarray:
+def synthetic_fluo(size: int = 512, # height and width (px)
+                   rng=None, # None: fresh randomness; an int: a seed; or a Generator
+                  ) -> np.ndarray:
     "One fluorescence phantom in [0, 1]: thin PSF-blurred filaments and tubular mitochondria on a dark background."
     rng = as_rng(rng)
     return _render_fluo(_fluo_objects(rng, size), size, _fluo_background(size, rng))
 
 # %% ../nbs/04_phantoms.ipynb #82308b51
-def synthetic_cell(size: int = 512, rng=None, augment: bool = True) -> np.ndarray:
+def synthetic_cell(size: int = 512, # height and width (px)
+                   rng=None, # None: fresh randomness; an int: a seed; or a Generator
+                   augment: bool = True, # a random crop and dihedral op; False: the central square
+                  ) -> np.ndarray:
     "`skimage.data.cell()` in [0, 1] resized to `size`: the central square, or a random crop + dihedral op if `augment`."
     from skimage import data, transform
     rng, img = as_rng(rng), data.cell().astype(np.float32)
@@ -206,7 +213,7 @@ def write_synthetic(folder, # output folder (created if needed)
                     kind: str = 'em', # 'em' | 'fluo' | 'cell'
                     n: int = 4, # number of files
                     size: int = 512, # height and width (px)
-                    seed: int = 0,
+                    seed: int = 0, # random seed: the same seed writes the same images
                     n_frames: int = 1, # > 1: each file is a (T, Y, X) `synthetic_timelapse`
                     dtype: str = 'float32', # 'float32' | 'uint16' | 'uint8'
                    ) -> list:
