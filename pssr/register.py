@@ -44,20 +44,29 @@ class Similarity:
     def moved(self, d_angle=0.0, d_logscale=0.0, dy=0.0, dx=0.0) -> 'Similarity':
         return Similarity(self.angle + d_angle, self.scale * math.exp(d_logscale), (self.shift[0] + dy, self.shift[1] + dx))
 
-def lr_to_hr(t:Similarity, yx:np.ndarray, lr_shape:tuple, hr_shape:tuple) -> np.ndarray:
+def lr_to_hr(t:Similarity, # the LR -> HR geometry
+             yx:np.ndarray, # LR pixel coordinates, shape (2, ...): rows y then x
+             lr_shape:tuple, # shape of the LR image (its last two axes are used)
+             hr_shape:tuple, # shape of the HR image (its last two axes are used)
+            ) -> np.ndarray:
     "HR pixel coordinates of the LR coordinates `yx` (2, ...) under `t`."
     yx = np.asarray(yx, float)
     c_lr, c_hr = (np.array(lr_shape[-2:]) - 1) / 2, (np.array(hr_shape[-2:]) - 1) / 2
     d = yx.reshape(2, -1) - c_lr[:, None]
     return (c_hr[:, None] + np.asarray(t.shift, float)[:, None] + t.matrix() @ d).reshape(yx.shape)
 
-def fine_grid(lr_shape:tuple, k:float, box:tuple|None=None) -> np.ndarray:
+def fine_grid(lr_shape:tuple, # shape of the LR image
+              k:float, # output pixels per LR pixel along each axis
+              box:tuple|None=None, # (y0, x0, h, w) of the LR image to cover, in LR px; None: the whole image
+             ) -> np.ndarray:
     "LR coordinates (2, H, W) of the pixel centres of a grid `k` times finer over `box` = (y0, x0, h, w) of the LR image."
     y0, x0, h, w = box or (0, 0, *lr_shape[-2:])
     ys, xs = (o + (np.arange(max(1, round(n * k))) + 0.5) / k - 0.5 for o, n in ((y0, h), (x0, w)))
     return np.stack(np.meshgrid(ys, xs, indexing='ij'))
 
-def antialias(hr:np.ndarray, step:float) -> np.ndarray:
+def antialias(hr:np.ndarray, # the HR image
+              step:float, # sampling step in HR px (e.g. HR px per LR px)
+             ) -> np.ndarray:
     "`hr` blurred for sampling every `step` HR px (unchanged when `step <= 1`)."
     return ndimage.gaussian_filter(hr, 0.5 * math.sqrt(step ** 2 - 1)) if step > 1 else hr
 
@@ -81,7 +90,8 @@ def simulate_pair(hr:np.ndarray, # ground-truth image (also returned as the HR i
                   t:Similarity, # the LR -> HR geometry to simulate
                   lr_shape:tuple, # shape of the LR image
                   noise:float=0.01, # Gaussian noise (in units of the image range)
-                  seed:int=0) -> np.ndarray:
+                  seed:int=0, # seed of the noise, for reproducible tests
+                 ) -> np.ndarray:
     "An LR image of `hr` under the known geometry `t` (anti-aliased sampling plus noise), for tests."
     lr, _ = warp_hr(np.asarray(hr, np.float32), t, lr_shape, 1, order=3)
     return (lr + noise * np.random.default_rng(seed).standard_normal(lr.shape)).astype(np.float32)
@@ -97,7 +107,10 @@ def _log_polar(x:np.ndarray, radius:int) -> np.ndarray:
     mag = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2((x - x.mean()) * win))))
     return warp_polar(mag, radius=radius, output_shape=(720, radius), scaling='log', order=1)
 
-def ncc(a:np.ndarray, b:np.ndarray, mask:np.ndarray|None=None) -> float:
+def ncc(a:np.ndarray, # an image
+        b:np.ndarray, # an image of the same shape
+        mask:np.ndarray|None=None, # boolean mask of the pixels to compare; None: all
+       ) -> float:
     "Pearson correlation of `a` and `b` (over `mask`)."
     if mask is not None: a, b = a[mask], b[mask]
     a, b = a - a.mean(), b - b.mean()
@@ -114,7 +127,10 @@ def _with_shift(lr:np.ndarray, hr:np.ndarray, t:Similarity) -> tuple[Similarity,
     w, v = warp_hr(hr, t, lr.shape)
     return t, (ncc(lr, w, v) if v.mean() >= 0.1 else -1.0)
 
-def coarse_similarity(lr:np.ndarray, hr:np.ndarray, ratio:float) -> Similarity:
+def coarse_similarity(lr:np.ndarray, # LR image, normalised (`normalize_percentile`)
+                      hr:np.ndarray, # HR image of the same field, normalised
+                      ratio:float, # nominal HR px per LR px (the starting scale)
+                     ) -> Similarity:
     "Rotation, scale and shift of `hr` against `lr` (both normalised) from log-polar and phase correlation."
     hr_at_lr = ndimage.zoom(antialias(hr, ratio), 1 / ratio, order=1) if ratio != 1 else hr
     n = min(*lr.shape, *hr_at_lr.shape)
@@ -125,7 +141,10 @@ def coarse_similarity(lr:np.ndarray, hr:np.ndarray, ratio:float) -> Similarity:
     cands = [Similarity(sa * angle + turn, ratio * math.exp(ss * logs)) for sa in (1, -1) for ss in (1, -1) for turn in (0, 180)]
     return max((_with_shift(lr, hr, c) for c in cands), key=lambda r: r[1])[0]
 
-def refine_similarity(lr:np.ndarray, hr:np.ndarray, t:Similarity) -> Similarity:
+def refine_similarity(lr:np.ndarray, # LR image, normalised
+                      hr:np.ndarray, # HR image of the same field, normalised
+                      t:Similarity, # starting geometry, e.g. from `coarse_similarity`
+                     ) -> Similarity:
     "`t` refined (all four parameters) to maximise the correlation of `lr` with `hr` resampled onto it."
     hr_s = antialias(hr, t.scale)
     def cost(p):
@@ -138,11 +157,13 @@ def refine_similarity(lr:np.ndarray, hr:np.ndarray, t:Similarity) -> Similarity:
     return t.moved(*res.x)
 
 # %% ../nbs/06_register.ipynb #473e124f
-def nearest_scale(ratio:float) -> int:
+def nearest_scale(ratio:float, # HR px per LR px (pixel-size ratio, need not be an integer)
+                 ) -> int:
     "The integer scale in `SCALES` nearest (in log) to the pixel-size ratio `ratio`."
     return min(SCALES, key=lambda k: abs(math.log(ratio / k)))
 
-def valid_box(valid:np.ndarray) -> tuple[int, int, int, int]:
+def valid_box(valid:np.ndarray, # boolean mask (2D) of the usable pixels
+             ) -> tuple[int, int, int, int]:
     "(y0, x0, h, w) of a large rectangle of `valid` pixels (greedily trimming the edge with most invalid pixels)."
     y0, x0, (y1, x1) = 0, 0, valid.shape
     while y1 > y0 and x1 > x0:
@@ -156,7 +177,9 @@ def valid_box(valid:np.ndarray) -> tuple[int, int, int, int]:
         else: x1 -= 1
     return y0, x0, max(0, y1 - y0), max(0, x1 - x0)
 
-def block_mean(x:np.ndarray, k:int) -> np.ndarray:
+def block_mean(x:np.ndarray, # a 2D image (edge rows/columns that do not fill a block are dropped)
+               k:int, # block side (px)
+              ) -> np.ndarray:
     "`x` averaged over `k` x `k` blocks."
     h, w = x.shape[0] // k, x.shape[1] // k
     return x[:h * k, :w * k].reshape(h, k, w, k).mean((1, 3))
@@ -184,7 +207,12 @@ class Registration:
                     correlation=round(self.correlation, 4), residual_px=round(self.residual_px, 3),
                     crop_y0=self.box[0], crop_x0=self.box[1], lr_height=self.box[2], lr_width=self.box[3], problem='')
 
-def nominal_ratio(lr_shape, hr_shape, ratio=None, lr_pixel_size=None, hr_pixel_size=None) -> tuple[float, str]:
+def nominal_ratio(lr_shape, # shape of the LR image
+                  hr_shape, # shape of the HR image
+                  ratio=None, # HR px per LR px if known; overrides the pixel sizes
+                  lr_pixel_size=None, # LR pixel size (µm) from its file, or None
+                  hr_pixel_size=None, # HR pixel size (µm) from its file, or None
+                 ) -> tuple[float, str]:
     "HR px per LR px before registration, and where it came from: given, the pixel sizes, or the image sizes."
     if ratio: return float(ratio), 'given'
     if lr_pixel_size and hr_pixel_size: return lr_pixel_size / hr_pixel_size, 'pixel sizes'
@@ -194,7 +222,8 @@ def register_pair(lr:np.ndarray, # LR image (2D)
                   hr:np.ndarray, # HR image (2D) of the same field
                   ratio:float|None=None, # HR px per LR px (default: from the pixel sizes, else the image sizes)
                   scale:int|None=None, # integer scale of the aligned pair (default: nearest to the measured ratio)
-                  lr_pixel_size:float|None=None, hr_pixel_size:float|None=None, # µm, from the files
+                  lr_pixel_size:float|None=None, # LR pixel size (µm) from its file, or None
+                  hr_pixel_size:float|None=None, # HR pixel size (µm) from its file, or None
                   min_corr:float=MIN_CORR, # refuse pairs correlating less than this after alignment
                   name:str='pair', # named in messages
                  ) -> Registration:
@@ -230,13 +259,17 @@ FORWARD_SIGMAS = np.arange(0, 8.01, 0.1)  # HR px: the blurs `fit_blur` tries
 def fit_blur(lr:np.ndarray, # aligned LR image
              hr:np.ndarray, # aligned HR image, `scale` times larger
              scale:int, # HR px per LR px
-             sigmas=FORWARD_SIGMAS) -> float:
+             sigmas:tuple|None=None, # Gaussian sigmas (HR px) to try; None: `FORWARD_SIGMAS` (0 to 8 by 0.1)
+            ) -> float:
     "Gaussian sigma (HR px) that, before area binning by `scale`, best maps `hr` onto `lr` (gain and offset fitted)."
+    sigmas = FORWARD_SIGMAS if sigmas is None else np.asarray(sigmas, float)
     x, h = normalize_percentile(lr).astype(np.float64), normalize_percentile(hr).astype(np.float64)
     err = [np.mean((x - fit_affine(x, block_mean(ndimage.gaussian_filter(h, s), scale))) ** 2) for s in sigmas]
     return float(sigmas[int(np.argmin(err))])
 
-def forward_model(sigma:float, scale:int) -> Compose:
+def forward_model(sigma:float, # Gaussian blur sigma (HR px), e.g. from `fit_blur`
+                  scale:int, # HR px per LR px (integer binning factor)
+                 ) -> Compose:
     "The crappifier (noise-free) an LR instrument applies to the HR one: Gaussian blur, then area binning."
     return Compose(Blur(sigma=float(sigma)), Downsample(scale=int(scale), method='area'))
 
@@ -255,8 +288,12 @@ def _refused(name:str, e:PssrInputError) -> dict:
 def register_folder(lr_dir, # folder of LR images
                     hr_dir, # folder of HR images with the same file names
                     out, # output folder: lr/, hr/, registration.csv
-                    ratio:float|None=None, scale:int|None=None, min_corr:float=MIN_CORR,
-                    overwrite:bool=False, progress:bool=True) -> pd.DataFrame:
+                    ratio:float|None=None, # HR px per LR px for every pair (default: from the pixel sizes, else the image sizes)
+                    scale:int|None=None, # integer scale of the written pairs (default: the most common nearest scale)
+                    min_corr:float=MIN_CORR, # refuse pairs correlating less than this after alignment, in (0, 1]
+                    overwrite:bool=False, # replace an existing `out` folder
+                    progress:bool=True, # show a progress bar
+                   ) -> pd.DataFrame:
     "Register every LR/HR pair, write the aligned pairs, a CSV report and the fitted forward model; return the report."
     if not 0 < min_corr <= 1: raise PssrInputError('--min-corr', f'must be a correlation in (0, 1], got {min_corr}', f'e.g. {MIN_CORR}')
     out = check_output(out, [lr_dir, hr_dir], overwrite, folder=True, option='-o/--outdir')
@@ -285,7 +322,8 @@ def register_folder(lr_dir, # folder of LR images
     return table
 
 # %% ../nbs/06_register.ipynb #6db1282d
-def register_cli(args) -> int:
+def register_cli(args, # parsed options of `pssr register`
+                ) -> int:
     "Run `pssr register` (options: `pssr.cli.add_register`)."
     register_folder(args.lr_dir, args.hr_dir, args.outdir, args.ratio, args.scale, args.min_corr, args.overwrite, not args.quiet)
     return 0
