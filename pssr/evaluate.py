@@ -35,7 +35,10 @@ __all__ = ['PSNR_CAP', 'TUKEY_ALPHA', 'FRC_THRESHOLD', 'UPSCALE_ORDERS', 'BASELI
            'evaluate_synthetic', 'trust_path', 'check_trust_outputs', 'trust_file', 'run_evaluate_cli']
 
 # %% ../nbs/15_evaluate.ipynb #b8690513
-def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
+def check_pair(gt, # ground truth (HR) image
+               pred, # prediction, same shape as `gt`
+               name='image', # named in error messages
+              ) -> tuple[np.ndarray, np.ndarray]:
     "`gt` and `pred` as float64 arrays, after checking they have one shape and only finite values."
     gt, pred = np.asarray(gt, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     if gt.shape != pred.shape:
@@ -48,7 +51,9 @@ def check_pair(gt, pred, name='image') -> tuple[np.ndarray, np.ndarray]:
     return gt, pred
 
 # %% ../nbs/15_evaluate.ipynb #e14a3bb2
-def affine_params(gt, pred) -> tuple[float, float]:
+def affine_params(gt, # ground truth (HR) image
+                  pred, # restored image, same shape as `gt`, any linear units
+                 ) -> tuple[float, float]:
     "Scale `a` and offset `b` minimising the mean squared error between `a*pred + b` and `gt`."
     gt, pred = check_pair(gt, pred)
     p, g = pred.ravel() - pred.mean(), gt.ravel() - gt.mean()
@@ -56,13 +61,20 @@ def affine_params(gt, pred) -> tuple[float, float]:
     a = (p @ g) / var if var > 0 else 0.0  # a constant prediction can only match the mean
     return float(a), float(gt.mean() - a * pred.mean())
 
-def fit_affine(gt, pred) -> np.ndarray:
+def fit_affine(gt, # ground truth (HR) image
+               pred, # restored image, same shape as `gt`, any linear units
+              ) -> np.ndarray:
     "`pred` mapped onto `gt` by the least-squares scale and offset (float64)."
     a, b = affine_params(gt, pred)
     return a * np.asarray(pred, dtype=np.float64) + b
 
 # %% ../nbs/15_evaluate.ipynb #af90eda9
-def normalize_pair(gt, pred, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, np.ndarray]:
+def normalize_pair(gt, # ground truth (HR) image
+                   pred, # restored image, same shape as `gt`, any linear units
+                   pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                   pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   name='image', # named in error messages
+                  ) -> tuple[np.ndarray, np.ndarray]:
     "Percentile-normalised ground truth and the prediction affinely fitted to it (both float64)."
     gt, pred = check_pair(gt, pred, name)
     lo, hi = percentile_range(gt, pmin, pmax)
@@ -89,20 +101,37 @@ def _ssim(gt_n: np.ndarray, pred_n: np.ndarray, gaussian: bool = True) -> float:
                              'Evaluate larger images')
     return float(structural_similarity(gt_n, pred_n, data_range=1.0, **kw))
 
-def nrmse(gt, pred, pmin=PMIN, pmax=PMAX) -> float:
+def nrmse(gt, # ground truth (HR) image
+          pred, # restored image, same shape as `gt`, any linear units
+          pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+          pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+         ) -> float:
     "Root-mean-square error of the affinely fitted `pred` as a fraction of `gt`'s percentile range."
     return _rmse(*normalize_pair(gt, pred, pmin, pmax))
 
-def psnr_normalized(gt, pred, pmin=PMIN, pmax=PMAX) -> float:
+def psnr_normalized(gt, # ground truth (HR) image
+                    pred, # restored image, same shape as `gt`, any linear units
+                    pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                    pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   ) -> float:
     "PSNR (dB, data range 1) between percentile-normalised `gt` and affinely fitted `pred` (CSBDeep/PSSR)."
     return _psnr(*normalize_pair(gt, pred, pmin, pmax))
 
-def ssim_normalized(gt, pred, pmin=PMIN, pmax=PMAX, gaussian: bool = True) -> float:
+def ssim_normalized(gt, # ground truth (HR) image
+                    pred, # restored image, same shape as `gt`, any linear units
+                    pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                    pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                    gaussian:bool=True, # Gaussian window, sigma 1.5 px (Wang et al.); False: 7 x 7 uniform
+                   ) -> float:
     "SSIM (data range 1, Wang et al. Gaussian window unless `gaussian=False`) after normalisation + affine fit."
     return _ssim(*normalize_pair(gt, pred, pmin, pmax), gaussian=gaussian)
 
 # %% ../nbs/15_evaluate.ipynb #1bc9493c
-def error_map(gt, pred, pmin=PMIN, pmax=PMAX) -> np.ndarray:
+def error_map(gt, # ground truth (HR) image
+              pred, # restored image, same shape as `gt`, any linear units
+              pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+              pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+             ) -> np.ndarray:
     "Absolute error |gt - fit(pred)| after percentile normalisation and affine fit (float32, fraction of range)."
     gt_n, pred_n = normalize_pair(gt, pred, pmin, pmax)
     return np.abs(gt_n - pred_n).astype(np.float32)
@@ -125,7 +154,8 @@ def _ring_bins(shape: tuple, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.minimum(np.rint(np.hypot(fy, fx) / w).astype(int), n_bins + 1)  # n_bins+1: beyond Nyquist
     return idx, w * np.arange(1, n_bins + 1)
 
-def split_checkerboard(img) -> tuple[np.ndarray, np.ndarray]:
+def split_checkerboard(img, # a 2D image (an odd last row/column is dropped)
+                      ) -> tuple[np.ndarray, np.ndarray]:
     "The even/even and odd/odd pixels of `img`: two half-size images with independent noise."
     img = np.asarray(img)
     ny, nx = img.shape[0] // 2, img.shape[1] // 2
@@ -134,7 +164,11 @@ def split_checkerboard(img) -> tuple[np.ndarray, np.ndarray]:
 def _spectrum(img: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.fft.fft2((img - img.mean()) * w)
 
-def frc(img1, img2=None, n_bins: int | None = None, window: str | None = 'tukey') -> tuple[np.ndarray, np.ndarray]:
+def frc(img1, # a 2D image, at least 8 x 8 px
+        img2=None, # a second image of the same field; None: split `img1` as a checkerboard
+        n_bins:int | None=None, # number of frequency rings; None: half the smaller side
+        window:str | None='tukey', # apodisation: 'tukey', 'hann' or None
+       ) -> tuple[np.ndarray, np.ndarray]:
     "Fourier ring correlation of two 2D images -> (frequency in cycles/pixel, correlation); one image: checkerboard split."
     single = img2 is None
     if single: img1, img2 = split_checkerboard(img1)
@@ -158,8 +192,12 @@ def frc(img1, img2=None, n_bins: int | None = None, window: str | None = 'tukey'
 # %% ../nbs/15_evaluate.ipynb #c6b2777f
 FRC_THRESHOLD = 1 / 7
 
-def frc_resolution(freq, corr, threshold: float = FRC_THRESHOLD, pixel_size: float | None = None,
-                   smooth: int = 3) -> float:
+def frc_resolution(freq, # ring frequencies (cycles/px), from `frc`
+                   corr, # FRC values, from `frc`
+                   threshold:float=FRC_THRESHOLD, # FRC threshold (default 1/7)
+                   pixel_size:float | None=None, # µm per px: report nm; None: report px
+                   smooth:int=3, # moving-average width (rings) before finding the crossing; 1: none
+                  ) -> float:
     "Resolution 1/f where the smoothed FRC first drops below `threshold`: in pixels, or nm if `pixel_size` (µm)."
     freq, corr = np.asarray(freq, np.float64), np.asarray(corr, np.float64)
     c = ndimage.uniform_filter1d(corr, smooth, mode='nearest') if smooth > 1 else corr
@@ -176,7 +214,11 @@ def frc_resolution(freq, corr, threshold: float = FRC_THRESHOLD, pixel_size: flo
 UPSCALE_ORDERS = {'nearest': 0, 'bilinear': 1, 'bicubic': 3}
 BASELINES = tuple(UPSCALE_ORDERS)
 
-def baseline_upscale(lr, scale: int, method: str = 'bicubic', align: str = 'centers') -> np.ndarray:
+def baseline_upscale(lr, # LR image (..., Y, X)
+                     scale:int, # integer upscaling factor (HR px per LR px)
+                     method:str='bicubic', # 'nearest', 'bilinear' or 'bicubic'
+                     align:str='centers', # pixel alignment: 'centers' or 'corners' (`ALIGNMENTS`)
+                    ) -> np.ndarray:
     "Upscale the last two axes of `lr` by integer `scale` ('nearest', 'bilinear', 'bicubic'); float32."
     if method not in UPSCALE_ORDERS:
         raise PssrInputError(f'method={method!r}', 'unknown upscaling method', f'Use one of {", ".join(BASELINES)}')
@@ -189,7 +231,10 @@ def baseline_upscale(lr, scale: int, method: str = 'bicubic', align: str = 'cent
     return ndimage.zoom(lr, zoom, order=UPSCALE_ORDERS[method], mode='nearest',
                         grid_mode=align == 'centers').astype(np.float32)
 
-def alignment_of(crappifier, size: int = 256, seed: int = 0) -> str:
+def alignment_of(crappifier, # a crappifier with a `.scale` (called as `crappifier(hr, rng)`)
+                 size:int=256, # side (HR px) of the test sinusoid
+                 seed:int=0, # seed of the crappifier's noise
+                ) -> str:
     "Which pixel alignment ('centers' or 'corners') `crappifier`'s downsampling follows, measured on a sinusoid."
     yy, xx = np.mgrid[:size, :size] * (2 * np.pi / 32)
     hr = (0.5 + 0.25 * np.sin(xx + 0.3) * np.cos(yy - 0.7)).astype(np.float32)
@@ -228,7 +273,8 @@ def clean_degradation(crappifier=None, # a `Crappifier` (object or `to_dict()`),
 
 FORWARD_MODEL = 'forward_model.json'  # `pssr register` writes the fitted forward model of the pairs under this name
 
-def pairs_forward_model(rec: ModelRecord | None) -> dict | None:
+def pairs_forward_model(rec:ModelRecord | None, # a model's `ModelRecord` (its `config.lr_dir` locates the pairs), or None
+                       ) -> dict | None:
     "The forward model `pssr register` fitted for the pairs a model was trained on (`<pairs>/forward_model.json`), if still there."
     lr_dir = rec.config.lr_dir if rec is not None and rec.config is not None else None
     p = Path(lr_dir).parent / FORWARD_MODEL if lr_dir else None
@@ -253,7 +299,8 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
-def noise_sd(x: np.ndarray) -> float:
+def noise_sd(x:np.ndarray, # a 2D image (same units as the result)
+            ) -> float:
     "Robust sd of the white noise in `x`: median absolute deviation of its 2x2 diagonal differences (blind to ramps)."
     d = (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2
     return 1.4826 * float(np.median(np.abs(d - np.median(d))))
@@ -289,8 +336,13 @@ def _robust_residual(x, back) -> np.ndarray:
 
 def consistency(lr, # the model's input (Y, X) or stack (N, Y, X), any units
                 restored, # its restoration: `scale` times larger in YX, in any linear units
-                degrade: Callable, # `hr -> lr` without noise (`model_degradation`, `clean_degradation`)
-                sigma: float = TRUST_SIGMA, window: float = TRUST_WINDOW, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
+                degrade:Callable, # `hr -> lr` without noise (`model_degradation`, `clean_degradation`)
+                sigma:float=TRUST_SIGMA, # LR px: low-pass of the residual (`TRUST_SIGMA`)
+                window:float=TRUST_WINDOW, # LR px: Gaussian window of the local chi-square (`TRUST_WINDOW`)
+                pmin=PMIN, # lower percentile (%) of `lr` mapped to 0
+                pmax=PMAX, # upper percentile (%) of `lr` mapped to 1
+                name='image', # named in error messages
+               ) -> tuple[np.ndarray, dict]:
     "Local chi-square map (on the HR grid; ~1 where the residual input - re-degraded restoration is noise) and its summary."
     lr, hr = _planes(lr), _planes(restored)
     if len(lr) != len(hr): raise PssrInputError(name, f'{len(lr)} input planes but {len(hr)} restored planes', 'pass the restoration of this input')
@@ -312,9 +364,15 @@ def consistency(lr, # the model's input (Y, X) or stack (N, Y, X), any units
     stats = dict(consistency_chi2=float(c.mean()), flagged_pct=float(100 * np.mean(c > TRUST_CHI2)))
     return np.stack(maps).reshape(np.shape(restored)).astype(np.float32), stats
 
-def trust(lr, restored, degrade: Callable, # input, its restoration, `hr -> lr` without noise (as `consistency`)
+def trust(lr, # the model's input (Y, X) or stack (N, Y, X)
+          restored, # its restoration, `scale` times larger in YX
+          degrade:Callable, # `hr -> lr` without noise (as `consistency`)
           std=None, # optional TTA standard deviation (`restore(..., tta=True)`), same shape as `restored`
-          sigma: float = TRUST_SIGMA, pmin=PMIN, pmax=PMAX, name='image') -> tuple[np.ndarray, dict]:
+          sigma:float=TRUST_SIGMA, # LR px: low-pass of the residual (`TRUST_SIGMA`)
+          pmin=PMIN, # lower percentile (%) of `lr` mapped to 0
+          pmax=PMAX, # upper percentile (%) of `lr` mapped to 1
+          name='image', # named in error messages
+         ) -> tuple[np.ndarray, dict]:
     "Trust map (local chi-square on the HR grid) and scalars: `consistency_chi2`, `flagged_pct`, `tta_sd`."
     tmap, stats = consistency(lr, restored, degrade, sigma, pmin=pmin, pmax=pmax, name=name)
     if std is not None:
@@ -322,20 +380,25 @@ def trust(lr, restored, degrade: Callable, # input, its restoration, `hr -> lr` 
         stats['tta_sd'] = float(np.mean(std) / (hi - lo))  # mean TTA disagreement, fraction of the input's range
     return tmap, stats
 
-def trust_warning(stats: dict, name: str = 'image', threshold: float = TRUST_AREA) -> str | None:
+def trust_warning(stats:dict, # trust scalars (`trust`, `consistency`): needs `flagged_pct`
+                  name:str='image', # named in the warning
+                  threshold:float=TRUST_AREA, # % of the area flagged above which to warn (`TRUST_AREA`)
+                 ) -> str | None:
     "A one-line warning if more than `threshold` % of the restoration is inconsistent with its input beyond the input's noise."
     p = stats['flagged_pct']
     if p <= threshold: return None
     return (f'warning: {name}: {p:.1f} % of the restoration departs from its input by more than the input\'s noise '
             f'(local chi-square > {TRUST_CHI2:g}): structure may be hallucinated or removed; inspect the trust map')
 
-def format_trust(stats: dict) -> str:
+def format_trust(stats:dict, # trust scalars from `trust`
+                ) -> str:
     "The trust scalars as one short phrase."
     s = f"consistency chi2 {stats['consistency_chi2']:.2f} (1 = noise), {stats['flagged_pct']:.1f} % flagged"
     return s + (f", TTA sd {stats['tta_sd']:.3f}" if 'tta_sd' in stats else '')
 
 # %% ../nbs/15_evaluate.ipynb #f8b4c75d
-def as_predictor(model) -> tuple[Callable | None, int | None]:
+def as_predictor(model, # a saved model path (.pth), a `PSSRNet`, a function `lr -> hr`, or None (baselines only)
+                ) -> tuple[Callable | None, int | None]:
     "A function `lr -> restored hr` and its scale (or None) from a model path, a `PSSRNet` or a callable."
     if model is None: return None, None
     if isinstance(model, (str, Path)):
@@ -362,7 +425,13 @@ class ImageEvaluation:
     curves: dict = field(default_factory=dict)  # method -> (freq, corr)
     pixel_size: float | None = None
 
-def method_metrics(gt, pred, pixel_size=None, pmin=PMIN, pmax=PMAX, name='image') -> tuple[dict, tuple]:
+def method_metrics(gt, # ground truth (HR) image
+                   pred, # restored image, same shape as `gt`, any linear units
+                   pixel_size=None, # µm per HR px: adds `frc_nm`; None: FRC in px only
+                   pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                   pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   name='image', # named in error messages
+                  ) -> tuple[dict, tuple]:
     "PSNR, SSIM, NRMSE and FRC resolution of `pred` against `gt`, plus the FRC curve."
     gt_n, pred_n = normalize_pair(gt, pred, pmin, pmax, name)
     curve = frc(gt_n, pred_n)
@@ -371,9 +440,17 @@ def method_metrics(gt, pred, pixel_size=None, pmin=PMIN, pmax=PMAX, name='image'
     if pixel_size: row['frc_nm'] = row['frc_px'] * pixel_size * 1000
     return row, curve
 
-def evaluate_image(lr, gt, scale: int, predict: Callable | None = None, pixel_size: float | None = None,
-                   name: str = 'image', pmin=PMIN, pmax=PMAX, align: str = 'centers',
-                   degrade: Callable | None = None) -> ImageEvaluation:
+def evaluate_image(lr, # LR image (Y, X)
+                   gt, # ground truth (Y, X), `scale` times larger
+                   scale:int, # HR px per LR px
+                   predict:Callable | None=None, # function `lr -> hr` (`as_predictor`); None: baselines only
+                   pixel_size:float | None=None, # µm per HR px, for FRC in nm; None: px only
+                   name:str='image', # image name in the table and messages
+                   pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                   pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   align:str='centers', # pixel alignment of the baselines: 'centers' or 'corners'
+                   degrade:Callable | None=None, # `hr -> lr` without noise for the consistency check; None: bilinear by `scale`
+                  ) -> ImageEvaluation:
     "Restore `lr` with every baseline (and `predict`), measure each against `gt` and its consistency with `lr` (`degrade`: `hr -> lr`)."
     lr, gt = np.asarray(lr, np.float32), np.asarray(gt, np.float32)
     if lr.ndim != 2 or gt.ndim != 2:
@@ -396,10 +473,12 @@ def _show(ax, img, title, **kw):
 
 METHOD_LABELS = {'model': 'PSSR'}  # display names of methods in figures
 
-def comparison_panels(ev: ImageEvaluation, # an evaluation (`evaluate_image`, or several models: `merge_evaluations`)
+def comparison_panels(ev:ImageEvaluation, # an evaluation (`evaluate_image`, or several models: `merge_evaluations`)
                       methods=('bilinear', 'model'), # outputs shown between the LR input and the ground truth
-                      labels: dict | None = None, # display names of the methods; default `METHOD_LABELS`
-                      pmin=PMIN, pmax=PMAX) -> list[tuple[np.ndarray, str]]:
+                      labels:dict | None=None, # display names of the methods; default `METHOD_LABELS`
+                      pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                      pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                     ) -> list[tuple[np.ndarray, str]]:
     "`(image, title)` for LR | methods | ground truth on the ground truth's normalised scale (outputs affinely fitted, as scored)."
     labels, stats = {**METHOD_LABELS, **(labels or {})}, ev.table.set_index('method')
     gt_n = np.asarray(normalize_percentile(ev.gt, pmin, pmax))
@@ -410,9 +489,14 @@ def comparison_panels(ev: ImageEvaluation, # an evaluation (`evaluate_image`, or
     return panels + [(gt_n, 'ground truth')]
 
 def draw_comparison(axs, # one row of `len(methods) + 2` axes
-                    ev: ImageEvaluation, methods=('bilinear', 'model'), labels: dict | None = None,
-                    window: tuple | None = None, # `(y, x, side)` zoom window in HR px; None: the whole image
-                    cmap: str = 'gray', pmin=PMIN, pmax=PMAX):
+                    ev:ImageEvaluation, # the evaluation to draw
+                    methods=('bilinear', 'model'), # outputs shown between the LR input and the ground truth
+                    labels:dict | None=None, # display names of the methods; default `METHOD_LABELS`
+                    window:tuple | None=None, # `(y, x, side)` zoom window in HR px; None: the whole image
+                    cmap:str='gray', # matplotlib colour map
+                    pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                    pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   ):
     "Draw `comparison_panels(ev, ...)` into `axs`, zoomed to `window` (the LR panel on its own grid)."
     s = ev.gt.shape[-1] // ev.lr.shape[-1]
     for k, (ax, (im, title)) in enumerate(zip(axs, comparison_panels(ev, methods, labels, pmin, pmax))):
@@ -422,8 +506,12 @@ def draw_comparison(axs, # one row of `len(methods) + 2` axes
         _show(ax, im, title, vmin=0, vmax=1, cmap=cmap, interpolation='nearest')
 
 def plot_comparison(evs, # an `ImageEvaluation` or a list of them: one row each
-                    methods=('bilinear', 'model'), labels: dict | None = None, window: tuple | None = None,
-                    cmap: str = 'gray', title: str | None = None, panel: float = 3.0 # panel side (inches)
+                    methods=('bilinear', 'model'), # outputs shown between the LR input and the ground truth
+                    labels:dict | None=None, # display names of the methods; default `METHOD_LABELS`
+                    window:tuple | None=None, # `(y, x, side)` zoom window in HR px; None: the whole image
+                    cmap:str='gray', # matplotlib colour map
+                    title:str | None=None, # figure title; None: none
+                    panel:float=3.0, # panel side (inches)
                    ) -> Figure:
     "The comparison figure: LR | bilinear | PSSR | ground truth (or other `methods`), one row per evaluation."
     evs = [evs] if isinstance(evs, ImageEvaluation) else list(evs)
@@ -445,7 +533,10 @@ def merge_evaluations(evs: dict # label -> `ImageEvaluation` of the same LR/grou
                            table, keep(first.curves) | {k: e.curves['model'] for k, e in evs.items() if 'model' in e.curves},
                            first.pixel_size)
 
-def plot_evaluation(ev: ImageEvaluation, pmin=PMIN, pmax=PMAX) -> Figure:
+def plot_evaluation(ev:ImageEvaluation, # the evaluation to plot (`evaluate_image`)
+                    pmin=PMIN, # lower percentile (%) of `gt` mapped to 0
+                    pmax=PMAX, # upper percentile (%) of `gt` mapped to 1
+                   ) -> Figure:
     "Figure: LR | bilinear | model | ground truth, error maps of bilinear and model, FRC curves."
     best = 'model' if 'model' in ev.outputs else 'bicubic'
     stats = ev.table.set_index('method')
@@ -472,23 +563,32 @@ def plot_evaluation(ev: ImageEvaluation, pmin=PMIN, pmax=PMAX) -> Figure:
 # %% ../nbs/15_evaluate.ipynb #ebc0c2a6
 METRICS = ('psnr', 'ssim', 'nrmse', 'frc_px', 'frc_nm', 'consistency_chi2', 'flagged_pct')
 
-def write_csv(df: pd.DataFrame, path) -> Path:
+def write_csv(df:pd.DataFrame, # the table
+              path, # the CSV file to write (replaced atomically)
+             ) -> Path:
     "Write `df` to `path` atomically."
     with atomic_write(path, 'w') as f: df.to_csv(f, index=False)
     return Path(path)
 
-def write_png(fig: Figure, path, dpi: int = 80) -> Path:
+def write_png(fig:Figure, # the figure
+              path, # the PNG file to write (replaced atomically)
+              dpi:int=80, # resolution (dots per inch)
+             ) -> Path:
     "Save `fig` as PNG to `path` atomically."
     with atomic_write(path, 'wb') as f: fig.savefig(f, format='png', dpi=dpi)
     return Path(path)
 
-def save_evaluation(ev: ImageEvaluation, outdir, figure: bool = True) -> tuple[Path, Path | None]:
+def save_evaluation(ev:ImageEvaluation, # the evaluation to save
+                    outdir, # folder to write into
+                    figure:bool=True, # also write the evaluation figure (PNG)
+                   ) -> tuple[Path, Path | None]:
     "Write `<name>_metrics.csv` and (if `figure`) `<name>_evaluation.png` for one image into `outdir`."
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     png = write_png(plot_evaluation(ev), outdir / f'{ev.name}_evaluation.png') if figure else None
     return write_csv(ev.table, outdir / f'{ev.name}_metrics.csv'), png
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def summarize(table:pd.DataFrame, # per-image metrics (`evaluate_pairs`): columns method and `METRICS`
+             ) -> pd.DataFrame:
     "Mean and standard deviation (over images) of every metric, one row per method."
     cols = [c for c in METRICS if c in table]
     g = table.groupby('method', sort=False)[cols]
@@ -497,7 +597,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     out.insert(0, 'n_images', g.size())
     return out.reset_index()
 
-def format_summary(summary: pd.DataFrame) -> str:
+def format_summary(summary:pd.DataFrame, # the table from `summarize`
+                  ) -> str:
     "The summary as a readable text table: `mean ± sd` per metric and method."
     cols = [c for c in METRICS if f'{c}_mean' in summary]
     cell = lambda r, c: f"{r[c + '_mean']:.3f} ± {r[c + '_sd']:.3f}"
@@ -507,7 +608,11 @@ def format_summary(summary: pd.DataFrame) -> str:
     return '\n'.join('  '.join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + rows)
 
 # %% ../nbs/15_evaluate.ipynb #016e645e
-def pair_scale(lr_shape: tuple, hr_shape: tuple, name: str, expected: int | None = None) -> int:
+def pair_scale(lr_shape:tuple, # shape (Y, X) of the LR image
+               hr_shape:tuple, # shape (Y, X) of the HR image
+               name:str, # named in error messages
+               expected:int | None=None, # the model's scale, if any: a different pair scale is refused
+              ) -> int:
     "The integer scale between an LR and an HR shape (HR may exceed scale*LR by less than one LR pixel)."
     s = hr_shape[0] // lr_shape[0] if lr_shape[0] else 0
     ok = s >= 1 and all(0 <= h - l * s < s for l, h in zip(lr_shape, hr_shape))
@@ -555,8 +660,17 @@ def _evaluate_items(items: Iterable, n: int, predict, outdir, pixel_size, progre
     print(format_summary(summary))
     return table
 
-def evaluate_pairs(model, lr_paths, hr_paths, outdir, pixel_size: float | None = None, progress: bool = True,
-                   pmin=PMIN, pmax=PMAX, align: str = 'centers', figures: bool = True) -> pd.DataFrame:
+def evaluate_pairs(model, # a saved model path (.pth), a network, a function `lr -> hr`, or None (baselines only)
+                   lr_paths, # folder or list of LR images
+                   hr_paths, # folder or list of HR images, paired by file name
+                   outdir, # folder for the CSVs and figures
+                   pixel_size:float | None=None, # µm per HR px, for FRC in nm; None: from the files
+                   progress:bool=True, # show a progress bar
+                   pmin=PMIN, # lower percentile (%) of each ground truth mapped to 0
+                   pmax=PMAX, # upper percentile (%) of each ground truth mapped to 1
+                   align:str='centers', # pixel alignment of the baselines: 'centers' or 'corners'
+                   figures:bool=True, # write one evaluation PNG per image
+                  ) -> pd.DataFrame:
     "Evaluate `model` (or only the baselines if None) on real LR/HR pairs; write CSVs and PNGs to `outdir`."
     pairs = match_pairs(lr_paths, hr_paths)
     predict, scale = as_predictor(model)
@@ -564,10 +678,19 @@ def evaluate_pairs(model, lr_paths, hr_paths, outdir, pixel_size: float | None =
     return _evaluate_items(_real_items(pairs, scale), len(pairs), predict, outdir, pixel_size, progress, pmin, pmax, align,
                            figures, degrade)
 
-def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel_size: float | None = None,
-                       progress: bool = True, scale: int | None = None, pmin=PMIN, pmax=PMAX,
-                       align: str | None = None, figures: bool = True,
-                       evaluations: list | None = None # a list to receive each image's `ImageEvaluation` (for figures)
+def evaluate_synthetic(model, # a saved model path (.pth), a network, a function `lr -> hr`, or None (baselines only)
+                       hr_paths, # folder or list of HR images (the ground truth)
+                       crappifier, # a crappifier, or a name/JSON file ('em', 'fluo', 'physical', ...)
+                       outdir, # folder for the CSVs and figures
+                       seed:int=0, # seed of the crappifier's noise
+                       pixel_size:float | None=None, # µm per HR px, for FRC in nm; None: from the files
+                       progress:bool=True, # show a progress bar
+                       scale:int | None=None, # scale of a crappifier given by name; None: the model's, else 4
+                       pmin=PMIN, # lower percentile (%) of each ground truth mapped to 0
+                       pmax=PMAX, # upper percentile (%) of each ground truth mapped to 1
+                       align:str | None=None, # pixel alignment of the baselines; None: the crappifier's own (`alignment_of`)
+                       figures:bool=True, # write one evaluation PNG per image
+                       evaluations:list | None=None, # a list to receive each image's `ImageEvaluation` (for figures)
                       ) -> pd.DataFrame:
     "Evaluate `model` on LR made by `crappifier` (object or name) from the HR images; write CSVs and PNGs."
     hr_paths = check_unique_stems(list_images(hr_paths) if isinstance(hr_paths, (str, Path)) else hr_paths)  # rows are keyed by name
@@ -585,12 +708,15 @@ def evaluate_synthetic(model, hr_paths, crappifier, outdir, seed: int = 0, pixel
                            clean_degradation(crappifier), evaluations)  # the data's own degradation, without its noise
 
 # %% ../nbs/15_evaluate.ipynb #855d4cb3
-def trust_path(src, outdir) -> Path:
+def trust_path(src, # the input image file
+               outdir, # the output folder
+              ) -> Path:
     "`outdir/<stem>_trust.tif`: the trust map `pssr predict --trust` writes for input `src`."
     from pssr.predict import output_path
     return output_path(src, outdir, '.tif', '_trust')
 
-def check_trust_outputs(args) -> list[Path]:
+def check_trust_outputs(args, # parsed options of `pssr predict`
+                       ) -> list[Path]:
     "Preflight of `pssr predict --trust`: no OME-Zarr inputs; every `<stem>_trust.tif` writable, not an input, new unless `--overwrite`."
     from pssr.predict import is_zarr
     zarr = [f for f in args.inputs if is_zarr(f)]
@@ -600,9 +726,15 @@ def check_trust_outputs(args) -> list[Path]:
     reads = [*args.inputs, model, model.with_suffix('.pth'), model.with_suffix('.json')]
     return [check_output(trust_path(f, args.outdir), reads, args.overwrite, option='trust map') for f in args.inputs]
 
-def trust_file(src, restored, outdir, degrade: Callable, # input file, its restoration file, output folder, `model_degradation`
-               std=None, channel=None, # the TTA `_pssr_std` file (optional); channel read from `src`
-               pmin=PMIN, pmax=PMAX) -> tuple[Path, dict]:
+def trust_file(src, # the input image file
+               restored, # its restoration file
+               outdir, # folder for the trust map
+               degrade:Callable, # `hr -> lr` without noise (`model_degradation`)
+               std=None, # the TTA `_pssr_std` file; None: no TTA spread
+               channel=None, # channel of `src` to read (index or name); None: its only channel
+               pmin=PMIN, # lower percentile (%) of the input mapped to 0
+               pmax=PMAX, # upper percentile (%) of the input mapped to 1
+              ) -> tuple[Path, dict]:
     "Write `outdir/<stem>_trust.tif` for the restoration of `src`; return its path and the trust scalars."
     (x, _), (y, meta) = read_image(src, channel=channel), read_image(restored)
     tmap, stats = trust(x, y, degrade, read_image(std)[0] if std else None, pmin=pmin, pmax=pmax, name=str(src))
@@ -612,7 +744,8 @@ def trust_file(src, restored, outdir, degrade: Callable, # input file, its resto
 
 
 # %% ../nbs/15_evaluate.ipynb #2aa5cc22
-def run_evaluate_cli(args) -> int:
+def run_evaluate_cli(args, # parsed options of `pssr evaluate`
+                    ) -> int:
     "Run `pssr evaluate` from parsed arguments."
     require(args, 'hr', '--hr-dir'); require(args, 'outdir', '-o/--out')
     if bool(args.lr) == bool(args.crappifier):
