@@ -37,7 +37,8 @@ def dask_client(workers:int|None=None, # processes of a new local cluster, one t
         yield client
 
 # %% ../nbs/14_distributed.ipynb #9a542884
-def open_lazy(src:str|Path) -> tuple:
+def open_lazy(src:str|Path, # an OME-Zarr folder or a one-channel TIFF
+             ) -> tuple:
     "`(array, ImageMeta)` of an OME-Zarr or a one-channel TIFF, read lazily; `PssrInputError` for anything else."
     if is_zarr(src): return read_ome_zarr(src)
     lz = open_tiff_lazy(src)
@@ -66,13 +67,22 @@ class ModelPlugin(WorkerPlugin):
 
 # %% ../nbs/14_distributed.ipynb #1a563763
 def restore_task(sl:tuple, # one block: (leading indices…, y slice, x slice) of the input
-                 plugin:str, src:str, plan:dict, dst:list, bs:int=4, tta:bool=False) -> tuple:
+                 plugin:str, # name of the `ModelPlugin` registered on the workers
+                 src:str, # the input's path (TIFF or OME-Zarr)
+                 plan:dict, # from `lazy_plan` (its block as `worker_block` set it)
+                 dst:list, # scratch arrays (`scratch_arrays`): mean (and std)
+                 bs:int=4, # tiles per batch
+                 tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
+                ) -> tuple:
     "On a worker: restore block `sl` of `src` with the network of worker plugin `plugin` and write it into `dst`; returns `sl`."
     p = get_worker().plugins[plugin]
     write_blocks(p.net, p.input(src), plan, dst, bs, tta, blocks=[sl], progress=False, src=src)
     return sl
 
-def worker_block(plan:dict, scale:int, n:int) -> int:
+def worker_block(plan:dict, # from `lazy_plan`: block, input shape, output chunks
+                 scale:int, # HR px per LR px
+                 n:int, # blocks wanted (e.g. 4 per worker thread)
+                ) -> int:
     "The largest block side (LR px) giving at least `n` blocks that still covers whole output chunks (so no two tasks share one); at least the plan's unit."
     units = [c // scale for c in plan['ochunks'][-2:]]
     if any(c % scale for c in plan['ochunks'][-2:]): return plan['block']
@@ -82,8 +92,14 @@ def worker_block(plan:dict, scale:int, n:int) -> int:
     while b > unit and nblocks(b) < n: b = max(unit, (b // 2) // unit * unit)
     return b
 
-def submit_blocks(client:Client, net:torch.nn.Module, src:str|Path, plan:dict, dst:list, bs:int=4, tta:bool=False,
-                  retries:int=2 # re-runs of a block that raised (a killed worker's blocks are re-run by the scheduler anyway)
+def submit_blocks(client:Client, # a connected client (`dask_client`)
+                  net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                  src:str|Path, # the input's path (TIFF or OME-Zarr)
+                  plan:dict, # from `lazy_plan`
+                  dst:list, # scratch arrays (`scratch_arrays`): mean (and std)
+                  bs:int=4, # tiles per batch
+                  tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
+                  retries:int=2, # re-runs of a block that raised (a killed worker's blocks are re-run by the scheduler anyway)
                  ) -> tuple[str, list]:
     "Ship `net` to the workers and submit one `restore_task` per block of `plan`: (plugin name, futures)."
     name = f'pssr-model-{uuid.uuid4().hex[:12]}'
@@ -95,9 +111,14 @@ def submit_blocks(client:Client, net:torch.nn.Module, src:str|Path, plan:dict, d
                             key=[f'{name}-block-{i}' for i in range(len(blocks))], retries=retries)
 
 def restore_distributed(client:Client, # a connected client (`dask_client`)
-                        net:torch.nn.Module, src:str|Path, # the network and the input's path (TIFF or OME-Zarr)
-                        plan:dict, dst:list, # from `predict_lazy`: `lazy_plan` and the scratch arrays
-                        bs:int=4, tta:bool=False, progress:bool=True) -> None:
+                        net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                        src:str|Path, # the input's path (TIFF or OME-Zarr)
+                        plan:dict, # from `predict_lazy`: its `lazy_plan`
+                        dst:list, # scratch arrays (`scratch_arrays`): mean (and std)
+                        bs:int=4, # tiles per batch
+                        tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
+                        progress:bool=True, # show a progress bar over blocks
+                       ) -> None:
     "Restore every block of `src` on the cluster's workers into `dst` (`predict_lazy`'s `restore_fn`)."
     name, futures = submit_blocks(client, net, src, plan, dst, bs, tta)
     try:

@@ -69,7 +69,10 @@ def blend_ramp(n:int, # window length (output px)
     return w
 
 # %% ../nbs/13_predict.ipynb #b1bfeab4
-def check_tiling(tile:int, overlap:int, src='tile'):
+def check_tiling(tile:int, # tile side (LR px)
+                 overlap:int, # minimum overlap between neighbouring tiles (LR px)
+                 src='tile', # named in error messages
+                ):
     "Raise `PssrInputError` unless `tile` > `overlap` >= 0."
     if tile < 1 or overlap < 0:
         raise PssrInputError(src, f'tile={tile} and overlap={overlap} must be positive', 'use e.g. --tile 256 --overlap 32')
@@ -78,29 +81,45 @@ def check_tiling(tile:int, overlap:int, src='tile'):
                              'use a larger --tile or a smaller --overlap')
 
 def reflect_pad(x:np.ndarray, # (C, h, w)
-                top:int, bottom:int, left:int, right:int) -> np.ndarray:
+                top:int, # rows mirrored above
+                bottom:int, # rows mirrored below
+                left:int, # columns mirrored on the left
+                right:int, # columns mirrored on the right
+               ) -> np.ndarray:
     "Pad the last two axes of `x` by mirroring (repeating the edge for 1-pixel-wide images)."
     if top == bottom == left == right == 0: return x
     return np.pad(x, ((0, 0), (top, bottom), (left, right)), mode='reflect' if min(x.shape[-2:]) > 1 else 'edge')
 
-def pad_to_multiple(x:np.ndarray, multiple:int=MULTIPLE) -> np.ndarray:
+def pad_to_multiple(x:np.ndarray, # an image (C, h, w)
+                    multiple:int=MULTIPLE, # pad Y and X up to a multiple of this (px)
+                   ) -> np.ndarray:
     "Reflect-pad the end of the last two axes of `x` (C, h, w) up to a multiple of `multiple`."
     return reflect_pad(x, 0, -x.shape[-2] % multiple, 0, -x.shape[-1] % multiple)
 
-def mirror_border(overlap:int) -> int:
+def mirror_border(overlap:int, # minimum overlap between neighbouring tiles (LR px)
+                 ) -> int:
     "The mirrored border `predict_tiled` adds around an image (LR px): half the overlap, at least the effective receptive radius."
     return overlap // 2
 
-def block_halo(overlap:int) -> int:
+def block_halo(overlap:int, # minimum overlap between neighbouring tiles (LR px)
+              ) -> int:
     "Real neighbouring pixels read around an out-of-core block (LR px): with the mirrored border, a block join sits `overlap` px inside the tiles, like the image edge."
     return overlap - mirror_border(overlap)
 
-def n_tiles(shape:tuple, tile:int, overlap:int) -> int:
+def n_tiles(shape:tuple, # image shape (…, Y, X), LR px
+            tile:int, # tile side (LR px)
+            overlap:int, # minimum overlap between neighbouring tiles (LR px)
+           ) -> int:
     "Number of tiles `predict_tiled` uses for an image of `shape` (…, Y, X)."
     b = 2 * mirror_border(overlap)
     return len(tile_starts(shape[-2] + b, tile, overlap)) * len(tile_starts(shape[-1] + b, tile, overlap))
 
-def tile_edges(size:int, tile:int, overlap:int, scale:int=1, blend:bool=True) -> list[int]:
+def tile_edges(size:int, # image length along the axis (LR px)
+               tile:int, # tile side (LR px)
+               overlap:int, # minimum overlap between neighbouring tiles (LR px)
+               scale:int=1, # output px per LR px: positions in output px
+               blend:bool=True, # raised-cosine blending (as `predict_tiled`): also the ends of the weight ramps
+              ) -> list[int]:
     "Output positions along one axis (image coordinates) where a tile, or its blending weight, starts or stops (for seam checks)."
     pad = mirror_border(overlap)
     starts = [t - pad for t in tile_starts(size + 2 * pad, tile, overlap)]  # tiles of the border-padded image
@@ -149,7 +168,8 @@ def predict_tiled(fn:Callable, # batch function: (B, C, h, w) float32 -> (B, K, 
     return out[0] if out.shape[0] == 1 else out
 
 # %% ../nbs/13_predict.ipynb #16c1708d
-def get_device(device:str|torch.device|None=None) -> torch.device:
+def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', a `torch.device`, or None (CUDA if available)
+              ) -> torch.device:
     "`device`, or CUDA when available, else the CPU; asking for CUDA without a GPU falls back to the CPU."
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     d = torch.device(device)
@@ -180,9 +200,12 @@ def model_fn(model:torch.nn.Module, # network mapping (B, n_frames, h, w) -> (B,
 NORM_LAYERS = {'batch': nn.BatchNorm2d, 'batchzero': nn.BatchNorm2d, 'instance': partial(nn.InstanceNorm2d, affine=True),
                'instancezero': partial(nn.InstanceNorm2d, affine=True)}  # norms that follow the convolution (which then has no bias)
 
-def conv_block(ni:int, nf:int, ks:int=3, stride:int=1,
+def conv_block(ni:int, # input channels
+               nf:int, # output channels
+               ks:int=3, # kernel side (px)
+               stride:int=1, # convolution stride
                norm:str='batch', # one of `pssr.config.NORM_TYPES`: 'weight'/'spectral' reparametrise the conv, 'batch'/'instance' follow it
-               act:bool=True # end with a ReLU
+               act:bool=True, # end with a ReLU
               ) -> nn.Sequential:
     "fastai's `ConvLayer` module tree in plain torch: conv, then its norm layer, then ReLU (same parameter names)."
     conv = nn.Conv2d(ni, nf, ks, stride=stride, padding=(ks - 1) // 2, bias=norm not in NORM_LAYERS)
@@ -207,7 +230,12 @@ class Blur(nn.Module):
         rows = x[..., :-1, :] + x[..., 1:, :]
         return 0.25 * (rows[..., :-1] + rows[..., 1:])
 
-def shuffle_up(ni:int, nf:int, scale:int=2, blur:bool=False, norm:str='weight') -> nn.Sequential:
+def shuffle_up(ni:int, # input channels
+               nf:int, # output channels (after the shuffle)
+               scale:int=2, # upscaling factor of the pixel shuffle
+               blur:bool=False, # 2x2 box blur after the shuffle (fewer checkerboard artefacts)
+               norm:str='weight', # one of `pssr.config.NORM_TYPES`
+              ) -> nn.Sequential:
     "fastai's `PixelShuffle_ICNR` tree: 1x1 conv to `nf * scale²` maps, pixel shuffle, optional blur (an `Identity` keeps the indices)."
     return nn.Sequential(conv_block(ni, nf * scale**2, 1, norm=norm), nn.PixelShuffle(scale), *([Blur(), nn.Identity()] if blur else []))
 
@@ -256,7 +284,9 @@ class TorchUnet(nn.Module):
         if h.shape[-2:] != x.shape[-2:]: h = F.interpolate(h, x.shape[-2:], mode='nearest')
         return L[n + 3](L[n + 2](torch.cat([h, x], 1)))
 
-def torch_encoder(arch:str, n_in:int) -> nn.Sequential|None:
+def torch_encoder(arch:str, # 'lr_resnet', 'unet_small', or a torchvision ResNet name (None returned)
+                  n_in:int, # input channels (frames)
+                 ) -> nn.Sequential|None:
     "The `lr_resnet` / `unet_small` encoders of `pssr.models` in plain torch (None for the torchvision ResNets)."
     if arch == 'lr_resnet':
         w = (32, 64, 128)  # `pssr.models.LR_WIDTHS`, 2 blocks per stage
@@ -268,7 +298,11 @@ def torch_encoder(arch:str, n_in:int) -> nn.Sequential|None:
                              *[ResidualBlock(ni, nf, 2) for ni, nf in zip(w[:-1], w[1:])])
     return None
 
-def upsampler(nf:int, scale:int, blur:bool, norm:str) -> nn.Sequential:
+def upsampler(nf:int, # input channels (the U-Net's head features)
+              scale:int, # total upscaling factor (HR px per LR px)
+              blur:bool, # 2x2 box blur after each shuffle
+              norm:str, # one of `pssr.config.NORM_TYPES`
+             ) -> nn.Sequential:
     "The 'lr' mode head of `pssr.models.upsample_head` in plain torch: ×2 pixel shuffles (and one for an odd remainder), then a 3x3 conv."
     ups = []
     while scale > 1:
@@ -297,7 +331,8 @@ class TorchPSSRNet(nn.Module):
 
 
 # %% ../nbs/13_predict.ipynb #e8cfcc18
-def fast_record(rec) -> bool:
+def fast_record(rec, # a saved model's `ModelRecord` (`read_record`)
+               ) -> bool:
     "Whether `TorchPSSRNet` can rebuild the model `rec` describes: the own encoders, no self-attention, FNSM, channels_last or blind centre."
     c, cfg = rec.model.resolved(), rec.config
     blind = cfg is not None and cfg.noisy is not None and rec.n_frames > 1
@@ -319,16 +354,19 @@ def load_for_restore(path:str|Path # a saved model: `.pth`, `.json`, the stem, o
 
 
 # %% ../nbs/13_predict.ipynb #3da0a6f0
-def train_lr_size(model) -> int|None:
+def train_lr_size(model, # a network, with `.record` if loaded from a file
+                 ) -> int|None:
     "The LR crop side `model` was trained on, from its record (None for a network not loaded from a file, or an older record)."
     return getattr(getattr(model, 'record', None), 'train_lr_size', None)
 
-def model_name(model) -> str:
+def model_name(model, # a network, with `.record` if loaded from a file
+              ) -> str:
     "A readable name for `model`: the name in its record, else its architecture."
     return getattr(getattr(model, 'record', None), 'name', None) or f"{type(model).__name__}-{getattr(model, 'arch', '')}-x{model.scale}".replace('--', '-')
 
 def as_model(model:torch.nn.Module|str|Path, # a network with `.scale`/`.n_frames`, or a saved model path
-             device:str|torch.device|None=None) -> torch.nn.Module:
+             device:str|torch.device|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
+            ) -> torch.nn.Module:
     "The network in eval mode on `device`, loading it with `load_for_restore` (which keeps its record as `.record`) when given a path."
     if isinstance(model, (str, Path)):
         p = Path(model)
@@ -356,7 +394,9 @@ class PeakTracker(TorchDispatchMode):
             weakref.finalize(st, self._free, n)
         return out
 
-def forward_bytes_per_pixel(model:torch.nn.Module, probe:int=64) -> float:
+def forward_bytes_per_pixel(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                            probe:int=64, # side (LR px) of the zero tile measured
+                           ) -> float:
     "Peak bytes of tensors alive during one forward pass per LR input pixel (batch of 1), tracked op by op on a `probe`-px tile; cached."
     if getattr(model, '_pssr_fwd_bytes', None) is None:
         dev, tr = next(model.parameters()).device, PeakTracker()
@@ -369,25 +409,34 @@ MAX_MEMORY = 2 * 2**30  # default peak-memory budget of the whole `pssr predict`
 BASE_RSS = 2**30  # what the process holds before restoring (imports, the model, a first forward; measured 0.65 GB with a `TorchPSSRNet`, 0.97 GB built by fastai): a constant, so tiles and blocks never depend on the moment
 MEMORY_MARGIN = 1.5  # measured peak RSS / tracked tensor bytes of a CPU forward pass: 1.1-1.65 (allocator, convolution workspaces)
 
-def parse_memory(text:str|int) -> int:
+def parse_memory(text:str|int, # an amount, e.g. '2G', '800M', '512MiB', or bytes (binary units: 1G = 2**30 bytes)
+                ) -> int:
     "Bytes from '2G', '1.5GB', '800M', '512MiB' or a plain number of bytes."
     m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*', str(text).lower())
     if not m or float(m[1]) <= 0:
         raise PssrInputError('--max-memory', f'cannot read {text!r} as an amount of memory', "write e.g. 2G, 1.5GB or 800M")
     return int(float(m[1]) * 1024 ** ('kmgt'.find(m[2]) + 1 if m[2] else 0))
 
-def memory_left(budget:int=MAX_MEMORY, reserve:int=0, used:int|None=None) -> int:
+def memory_left(budget:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
+                reserve:int=0, # bytes the caller will hold besides the network
+                used:int|None=None, # bytes already in use; None: `BASE_RSS`
+               ) -> int:
     "Bytes of `budget` left for new work after `used` (default `BASE_RSS`) and `reserve` (buffers the caller will hold)."
     return budget - (BASE_RSS if used is None else used) - reserve
 
-def output_bytes(shape:tuple, scale:int, tta:bool=False) -> int:
+def output_bytes(shape:tuple, # input shape (…, Y, X), LR px
+                 scale:int, # HR px per LR px
+                 tta:bool=False, # two outputs (mean and std)
+                ) -> int:
     "Bytes of the float32 restored output(s) of an input of `shape` (…, Y, X)."
     return int(np.prod(shape[:-2], dtype=np.int64)) * shape[-2] * shape[-1] * scale**2 * 4 * (2 if tta else 1)
 
-def auto_tile(model:torch.nn.Module, bs:int=4, tta:bool=False,
+def auto_tile(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+              bs:int=4, # tiles per batch
+              tta:bool=False, # TTA: room for the 8 transformed outputs and mean/std
               budget:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes); on a GPU its free memory
               reserve:int=0, # bytes the caller holds besides the network (image, output and blending buffers)
-              used:int|None=None # bytes already in use; None: `BASE_RSS` (the same tiles whatever the process holds)
+              used:int|None=None, # bytes already in use; None: `BASE_RSS` (the same tiles whatever the process holds)
              ) -> int:
     "The largest tile side (LR px, multiple of 32) whose batch of `bs` tiles fits in what the budget leaves, from the model's measured forward memory."
     dev = next(model.parameters()).device
@@ -399,22 +448,30 @@ def auto_tile(model:torch.nn.Module, bs:int=4, tta:bool=False,
                       'using 64 px tiles, memory will exceed it (raise --max-memory)')
     return int(np.clip(tile, 64, 2048 if dev.type == 'cuda' else 1024))
 
-def auto_block(scale:int, tta:bool=False, budget:int=MAX_MEMORY,
+def auto_block(scale:int, # HR px per LR px
+               tta:bool=False, # two outputs (mean and std) per block
+               budget:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
                frac:float=0.25, # fraction of what the budget leaves for one block's output buffers
-               used:int|None=None # bytes already in use; None: `BASE_RSS` (the same tiles whatever the process holds)
+               used:int|None=None, # bytes already in use; None: `BASE_RSS` (the same tiles whatever the process holds)
               ) -> int:
     "The YX block side (LR px, multiple of 64) restored at once out of core: its float32 output, weights and copies fit in `frac` of what `budget` leaves."
     per_px = scale**2 * 4 * ((2 if tta else 1) + 1) * 2  # accumulated output + weight sum, and the copy written out
     return int(np.clip(int(np.sqrt(frac * max(memory_left(budget, 0, used), 0) / per_px)) // 64 * 64, 128, 4096))
 
 def fit_tile(size:int, # image length along one axis, with its mirrored border (LR px)
-             tile:int, overlap:int, multiple:int=4) -> int:
+             tile:int, # largest tile side allowed (LR px)
+             overlap:int, # minimum overlap between neighbouring tiles (LR px)
+             multiple:int=4, # the tile is a multiple of this (px)
+            ) -> int:
     "The smallest tile (multiple of `multiple`, at most `tile`) covering `size` with as many tiles as `tile` needs: less overlap recomputed."
     if size <= tile: return min(tile, -(-size // multiple) * multiple)
     n = len(tile_starts(size, tile, overlap))
     return min(tile, -(-int(np.ceil((size - overlap) / n + overlap)) // multiple) * multiple)
 
-def receptive_halo(model:torch.nn.Module, probe:int=64, mass:float=0.99) -> int:
+def receptive_halo(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                   probe:int=64, # side (LR px) of the random tile measured
+                   mass:float=0.99, # fraction of the input gradient the radius holds
+                  ) -> int:
     "Radius (LR px) around an output pixel holding `mass` of its input gradient: the effective receptive field, measured once per model."
     if getattr(model, '_pssr_halo', None) is not None: return model._pssr_halo
     dev, s = next(model.parameters()).device, model.scale
@@ -427,11 +484,14 @@ def receptive_halo(model:torch.nn.Module, probe:int=64, mass:float=0.99) -> int:
     model._pssr_halo = int(np.searchsorted(cum, mass))
     return model._pssr_halo
 
-def default_overlap(model:torch.nn.Module, tile:int) -> int:
+def default_overlap(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                    tile:int, # tile side (LR px)
+                   ) -> int:
     "Tile overlap (LR px): twice the effective receptive radius (the blend ignores the outer quarter), 8 to 32 px, at most tile/4."
     return int(min(tile // 4, np.clip(-(-2 * receptive_halo(model) // 8) * 8, 8, 32)))
 
-def size_robust(model:torch.nn.Module) -> bool:
+def size_robust(model:torch.nn.Module, # a network with `.config` (and `.record` for its training crop size)
+               ) -> bool:
     "Whether `model`'s output is independent of the tile size: no global self-attention, deepest stage >= 4 px on its training crops."
     cfg, lr_size = getattr(model, 'config', None), train_lr_size(model)
     if cfg is None or not lr_size: return True  # not a recorded PSSR model: nothing says otherwise
@@ -442,12 +502,15 @@ def size_robust(model:torch.nn.Module) -> bool:
 
 BIG_TILE = 256  # automatic batches shrink (down to 1 tile) until tiles reach this side: on a CPU a batch is no faster per pixel
 
-def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None,
+def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                    tile:int|None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
+                    overlap:int|None, # tile overlap (LR px); None: from the model's receptive field (8-32)
                     bs:int|None=None, # tiles per batch; None: 4, halved while the budget would make tiles smaller than `BIG_TILE`
-                    tta:bool=False, budget:int=MAX_MEMORY,
+                    tta:bool=False, # TTA: tiles sized for the 8 transformed outputs
+                    budget:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
                     reserve:int=0, # bytes of image buffers the caller holds (see `auto_tile`)
                     size:int|None=None, # longest side (LR px) of the region the tiles cover: an automatic tile is fitted to it
-                    halo:bool=False # out of core: that region also carries a `block_halo` on each side
+                    halo:bool=False, # out of core: that region also carries a `block_halo` on each side
                    ) -> tuple[int, int, int]:
     "`tile` (from the memory `budget`, or the training crop size of a tile-size-dependent model), `overlap` (from the receptive field) and `bs`."
     if tile is None and not size_robust(model):
@@ -465,7 +528,10 @@ def tiling_defaults(model:torch.nn.Module, tile:int|None, overlap:int|None,
     return tile, overlap, n
 
 # %% ../nbs/13_predict.ipynb #a613612b
-def check_input(x, n_frames:int=1, src='image') -> np.ndarray:
+def check_input(x, # LR image (Y, X) or stack (N, Y, X)
+                n_frames:int=1, # input frames of the model (a multi-frame model needs a stack)
+                src='image', # named in error messages
+               ) -> np.ndarray:
     "`x` as float32 (Y, X) or (N, Y, X), or `PssrInputError` naming `src` if a model with `n_frames` can't restore it."
     x = np.asarray(x, np.float32)
     if x.ndim not in (2, 3):
@@ -475,13 +541,18 @@ def check_input(x, n_frames:int=1, src='image') -> np.ndarray:
                              'pass a time-lapse or Z stack (N, Y, X), or use a single-frame model')
     return check_image(x, src)
 
-def percentiles(model, pmin:float|None=None, pmax:float|None=None) -> tuple[float, float]:
+def percentiles(model, # a network, with `.record` if loaded from a file
+                pmin:float|None=None, # lower normalisation percentile (%); None: the model's (from training)
+                pmax:float|None=None, # upper normalisation percentile (%); None: the model's (from training)
+               ) -> tuple[float, float]:
     "Normalisation percentiles: as given, else those of the model's record (`model.record`, set by `load_model`), else `PMIN`, `PMAX`."
     rec = getattr(model, 'record', None)
     lo, hi = rec.percentiles if rec is not None else (PMIN, PMAX)
     return (lo if pmin is None else pmin), (hi if pmax is None else pmax)
 
-def frame_inputs(x:np.ndarray, n_frames:int) -> Iterator[np.ndarray]:
+def frame_inputs(x:np.ndarray, # LR image (Y, X) or stack (N, Y, X), float32
+                 n_frames:int, # input frames of the model
+                ) -> Iterator[np.ndarray]:
     "Network inputs (C, Y, X) for each output frame of `x`: the image, each frame, or each frame's window."
     if x.ndim == 2: yield x[None]; return
     for w in frame_windows(len(x), n_frames): yield x[w]
@@ -495,9 +566,10 @@ def restore(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a s
             tta:bool=False, # test-time augmentation: also return the per-pixel standard deviation
             progress:bool|type=True, # show a progress bar over tiles; or a tqdm-compatible class to draw it (napari's `progress`)
             device:str|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
-            pmin:float|None=None, pmax:float|None=None, # normalisation percentiles; None: the model's (from training)
+            pmin:float|None=None, # lower normalisation percentile (%); None: the model's (from training)
+            pmax:float|None=None, # upper normalisation percentile (%); None: the model's (from training)
             channels_last:bool=False, # channels_last memory format (can be faster on GPU)
-            max_memory:int=MAX_MEMORY # memory budget (bytes) the automatic tile size keeps to
+            max_memory:int=MAX_MEMORY, # memory budget (bytes) the automatic tile size keeps to
            ) -> np.ndarray|tuple[np.ndarray, np.ndarray]:
     "Restore `image` with `model`: float32 `scale` times larger in YX, in the input's units; `(mean, std)` with `tta`."
     net = as_model(model, device)
@@ -521,7 +593,11 @@ def restore(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a s
     return (pred, std) if tta else pred
 
 # %% ../nbs/13_predict.ipynb #0d233389
-def output_path(src:Path, outdir:Path|str|None, suffix:str='.tif', tag:str='_pssr') -> Path:
+def output_path(src:Path, # the input file
+                outdir:Path|str|None, # output folder; None: the input's folder
+                suffix:str='.tif', # file extension: '.tif' or '.zarr'
+                tag:str='_pssr', # appended to the stem: '_pssr', '_pssr_std', '_trust'
+               ) -> Path:
     "`outdir/<stem><tag><suffix>` for input `src` (`.ome` stripped from the stem); never the input itself."
     src = Path(src)
     stem = src.stem[:-4] if src.stem.lower().endswith('.ome') else src.stem
@@ -529,18 +605,26 @@ def output_path(src:Path, outdir:Path|str|None, suffix:str='.tif', tag:str='_pss
     if out.resolve() == src.resolve(): raise PssrInputError(src, 'the output would overwrite the input', 'choose another output folder')
     return out
 
-def is_zarr(path:Path|str) -> bool:
+def is_zarr(path:Path|str, # a file or folder
+           ) -> bool:
     "Whether `path` is a zarr store (a `.zarr` name or a folder with zarr metadata)."
     p = Path(path)
     return p.suffix.lower() == '.zarr' or (p.is_dir() and any((p / f).exists() for f in ('.zgroup', '.zarray', 'zarr.json')))
 
-def provenance(model, src:Path, tta:bool, pmin:float, pmax:float) -> str:
+def provenance(model, # a PSSR network (with `.scale` and `.n_frames`)
+               src:Path, # the input file
+               tta:bool, # whether TTA was used
+               pmin:float, # lower normalisation percentile (%)
+               pmax:float, # upper normalisation percentile (%)
+              ) -> str:
     "One line saying how the output was made (stored in the output metadata)."
     return (f'pssr restore: model={model_name(model)} scale={model.scale} n_frames={model.n_frames} '
             f'tta={tta} pmin={pmin} pmax={pmax} input={Path(src).name}')
 
 # %% ../nbs/13_predict.ipynb #2f8c6ab6
-def dtype_note(dtype:str, vrange:tuple[float, float]) -> str:
+def dtype_note(dtype:str, # output pixel type: 'float32', 'uint16' or 'uint8'
+               vrange:tuple[float, float], # input units mapped to 0 and the integer maximum (`value_range`)
+              ) -> str:
     "Provenance suffix saying how integer outputs map to input units."
     return '' if dtype == 'float32' else f' dtype={dtype} range=[{vrange[0]:g}, {vrange[1]:g}] -> [0, {np.iinfo(dtype).max}]'
 
@@ -548,14 +632,21 @@ def dtype_note(dtype:str, vrange:tuple[float, float]) -> str:
 def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a saved model
                  input_path:str|Path, # image file (TIFF, CZI, PNG...) or OME-Zarr folder
                  outdir:str|Path, # output folder (created if needed)
-                 tile:int|None=None, overlap:int|None=None, bs:int|None=None, tta:bool=False, progress:bool=True,
-                 device:str|None=None, pmin:float|None=None, pmax:float|None=None,
+                 tile:int|None=None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
+                 overlap:int|None=None, # tile overlap (LR px); None: from the model's receptive field (8-32)
+                 bs:int|None=None, # tiles per batch; None: chosen with the tile (see `tiling_defaults`)
+                 tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation (`<stem>_pssr_std`)
+                 progress:bool=True, # show a progress bar
+                 device:str|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
+                 pmin:float|None=None, # lower normalisation percentile (%); None: the model's (from training)
+                 pmax:float|None=None, # upper normalisation percentile (%); None: the model's (from training)
                  channel:int|None=None, # channel to restore in a multi-channel file
-                 z:int|None=None, t:int|None=None, # z plane / time point to restore in a multi-dimensional file
+                 z:int|None=None, # z plane to restore in a multi-dimensional file; None: all
+                 t:int|None=None, # time point to restore in a multi-dimensional file; None: all
                  dtype:str='float32', # output pixel type: 'float32' | 'uint16' | 'uint8' (see `to_dtype`)
                  max_memory:int=MAX_MEMORY, # peak-memory budget (bytes): tile and block sizes follow it
                  lazy:bool|None=None, # TIFF read block by block into a tiled BigTIFF; None: when the output exceeds 1/16 of the budget
-                 client=None # a `dask.distributed.Client`: TIFF/OME-Zarr restored block by block on its workers (`pssr.distributed`)
+                 client=None, # a `dask.distributed.Client`: TIFF/OME-Zarr restored block by block on its workers (`pssr.distributed`)
                 ) -> Path:
     "Restore one file into `outdir/<stem>_pssr.tif` (or `.zarr`), plus `<stem>_pssr_std` with `tta`; returns the path."
     src = Path(input_path)
@@ -595,7 +686,11 @@ def predict_file(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
     return out
 
 # %% ../nbs/13_predict.ipynb #62bf61e0
-def sample_pixels(arr, block:int=1024, max_px:int=2**22, max_planes:int=16) -> np.ndarray:
+def sample_pixels(arr, # array (…, Y, X): numpy, zarr or a lazy TIFF
+                  block:int=1024, # YX block side (px) read at once
+                  max_px:int=2**22, # about how many pixels to sample
+                  max_planes:int=16, # at most this many evenly spread planes are sampled
+                 ) -> np.ndarray:
     "An evenly strided float32 sample of at most ~`max_px` pixels of `arr` (…, Y, X), read block by block (all of a small image)."
     lead = arr.shape[:-2]
     planes = list(np.ndindex(*lead)) if lead else [()]
@@ -605,8 +700,13 @@ def sample_pixels(arr, block:int=1024, max_px:int=2**22, max_planes:int=16) -> n
     return np.concatenate([np.asarray(arr[idx + sl[-2:]], np.float32)[::step, ::step].ravel()
                            for idx in planes for sl in iter_blocks(arr.shape[-2:], block)])
 
-def zarr_percentile_range(arr, pmin:float=PMIN, pmax:float=PMAX, block:int=1024,
-                          max_px:int=2**22, max_planes:int=16) -> tuple[float, float]:
+def zarr_percentile_range(arr, # array (…, Y, X): numpy, zarr or a lazy TIFF
+                          pmin:float=PMIN, # lower normalisation percentile (%)
+                          pmax:float=PMAX, # upper normalisation percentile (%)
+                          block:int=1024, # YX block side (px) read at once
+                          max_px:int=2**22, # about how many pixels to sample
+                          max_planes:int=16, # at most this many evenly spread planes are sampled
+                         ) -> tuple[float, float]:
     "`percentile_range` of an evenly strided sample of at most `max_px` pixels of `arr`, read block by block."
     return percentile_range(sample_pixels(arr, block, max_px, max_planes), pmin, pmax)
 
@@ -621,12 +721,21 @@ def release_memory() -> None:
     gc.collect()
     if (trim := _malloc_trim()) is not None: trim(0)
 
-def halo_slices(y:slice, x:slice, shape:tuple, halo:int) -> tuple[slice, slice]:
+def halo_slices(y:slice, # rows of the block
+                x:slice, # columns of the block
+                shape:tuple, # array shape (…, Y, X)
+                halo:int, # pixels added on each side
+               ) -> tuple[slice, slice]:
     "The block `y, x` grown by `halo` pixels on each side, clipped to `shape` (…, Y, X)."
     return (slice(max(0, y.start - halo), min(shape[-2], y.stop + halo)),
             slice(max(0, x.start - halo), min(shape[-1], x.stop + halo)))
 
-def read_block(arr, idx:tuple, ys:slice, xs:slice, n_frames:int) -> np.ndarray:
+def read_block(arr, # lazy input (…, Y, X): numpy, zarr or a lazy TIFF
+               idx:tuple, # leading indices of the plane (first: frame or z)
+               ys:slice, # rows to read
+               xs:slice, # columns to read
+               n_frames:int, # input frames of the model (a window along the first axis)
+              ) -> np.ndarray:
     "Input (C, h, w) for plane `idx`: the plane itself, or its reflected `n_frames` window along the first axis."
     if n_frames == 1: return np.array(arr[idx + (ys, xs)], np.float32)[None]  # a copy: normalised in place
     win = frame_windows(arr.shape[0], n_frames)[idx[0]]
@@ -637,11 +746,19 @@ def read_block(arr, idx:tuple, ys:slice, xs:slice, n_frames:int) -> np.ndarray:
 
 
 # %% ../nbs/13_predict.ipynb #b3f50257
-def restore_blocks(net:torch.nn.Module, arr, # input (…, Y, X): numpy, zarr or a lazy TIFF
-                   lo:float, hi:float, # the input's normalisation range
-                   tile:int, overlap:int, bs:int=4, tta:bool=False,
+def restore_blocks(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                   arr, # lazy input (…, Y, X): numpy, zarr or a lazy TIFF
+                   lo:float, # input value mapped to 0 (the whole input's normalisation range)
+                   hi:float, # input value mapped to 1
+                   tile:int, # tile side (LR px)
+                   overlap:int, # minimum overlap between neighbouring tiles (LR px); also the halo read around each block
+                   bs:int=4, # tiles per batch
+                   tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
                    blocks:list|None=None, # YX blocks (index tuples from `iter_blocks`) to restore; default all
-                   block:int=1024, progress:bool=True, src='input') -> Iterator[tuple[tuple, np.ndarray]]:
+                   block:int=1024, # YX block side (LR px)
+                   progress:bool=True, # show a progress bar
+                   src='input', # named in error messages
+                  ) -> Iterator[tuple[tuple, np.ndarray]]:
     "Restore `arr` one YX block at a time, each read with a halo of `overlap` px: yields (output index, (K, h, w) in the input's units)."
     s, fn, mult = net.scale, model_fn(net, tta), getattr(net, 'size_multiple', MULTIPLE)
     for sl in tqdm(blocks if blocks is not None else list(iter_blocks(arr.shape, block)), desc='pssr blocks', unit='block', disable=not progress):
@@ -658,8 +775,18 @@ def restore_blocks(net:torch.nn.Module, arr, # input (…, Y, X): numpy, zarr or
         yield idx + (slice(ys.start * s, ys.stop * s), slice(xs.start * s, xs.stop * s)), pb
         del xb, pb; release_memory()  # the block is written: its buffers go back to the OS before the next one
 
-def lazy_plan(net:torch.nn.Module, arr, src, tile:int|None, overlap:int|None, bs:int|None, tta:bool,
-              pmin:float, pmax:float, block:int|None=None, max_memory:int=MAX_MEMORY) -> dict:
+def lazy_plan(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+              arr, # lazy input (…, Y, X): numpy, zarr or a lazy TIFF
+              src, # the input's path, named in messages
+              tile:int|None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
+              overlap:int|None, # tile overlap (LR px); None: from the model's receptive field (8-32)
+              bs:int|None, # tiles per batch; None: chosen with the tile (see `tiling_defaults`)
+              tta:bool, # test-time augmentation: also restore the per-pixel standard deviation
+              pmin:float, # lower normalisation percentile (%)
+              pmax:float, # upper normalisation percentile (%)
+              block:int|None=None, # YX block side (LR px); None: from `max_memory`, aligned to the input's chunks
+              max_memory:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
+             ) -> dict:
     "Everything an out-of-core restore of `arr` needs, checked before any work: tiling, block, normalisation range, output shape and chunks."
     if arr.ndim < 2 or (net.n_frames > 1 and arr.ndim != 3):
         raise PssrInputError(src, f'shape {arr.shape} cannot be restored by a {net.n_frames}-frame model',
@@ -674,27 +801,44 @@ def lazy_plan(net:torch.nn.Module, arr, src, tile:int|None, overlap:int|None, bs
     return dict(tile=tile, overlap=overlap, bs=bs, block=block, lohi=percentile_range(sample, pmin, pmax), shape=tuple(arr.shape), oshape=oshape,
                 ochunks=(1,) * (arr.ndim - 2) + tuple(min(n, gcd(block * s, 1024)) for n in oshape[-2:]))
 
-def write_blocks(net:torch.nn.Module, arr, plan:dict, # network, lazy input, its `lazy_plan`
+def write_blocks(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                 arr, # lazy input (…, Y, X): numpy, zarr or a lazy TIFF
+                 plan:dict, # from `lazy_plan`
                  dst:list, # scratch arrays (`scratch_arrays`): mean (and std)
                  bs:int|None=None, # tiles per batch; None: the plan's
-                 tta:bool=False,
+                 tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
                  blocks:list|None=None, # index tuples from `iter_blocks(plan['shape'], plan['block'])`; default all
-                 progress:bool=True, src='input') -> None:
+                 progress:bool=True, # show a progress bar
+                 src='input', # named in error messages
+                ) -> None:
     "Restore `blocks` of `arr` as `plan` says and write each into `dst`; blocks are chunk-aligned, so writers never share a chunk."
     for osl, pb in restore_blocks(net, arr, *plan['lohi'], plan['tile'], plan['overlap'], bs or plan['bs'], tta, blocks=blocks,
                                   block=plan['block'], progress=progress, src=src):
         for d, p in zip(dst, pb): d[osl] = p
 
-def scratch_arrays(folder:Path, plan:dict, tta:bool) -> list:
+def scratch_arrays(folder:Path, # an empty scratch folder
+                   plan:dict, # from `lazy_plan`: output shape and chunks
+                   tta:bool, # also a std array
+                  ) -> list:
     "Uncompressed float32 zarr arrays in `folder` receiving the restored mean (and std) block by block."
     return [zarr.create_array(str(folder / k), shape=plan['oshape'], chunks=plan['ochunks'], dtype='float32',
                               compressors=None, fill_value=0) for k in (('mean', 'std') if tta else ('mean',))]
 
-def predict_lazy(net:torch.nn.Module, arr, meta:ImageMeta, # restored network; lazy input (…, Y, X) and its metadata
+def predict_lazy(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                 arr, # lazy input (…, Y, X): numpy, zarr or a lazy TIFF
+                 meta:ImageMeta, # the input's metadata (`ImageMeta`: path, pixel size, dtype)
                  out:Path, # output: '<stem>_pssr.zarr' (OME-Zarr pyramid) or '<stem>_pssr.tif' (tiled BigTIFF)
-                 tile:int|None=None, overlap:int|None=None, bs:int|None=None, tta:bool=False, progress:bool=True,
-                 pmin:float=PMIN, pmax:float=PMAX, block:int|None=None, dtype:str='float32',
-                 max_memory:int=MAX_MEMORY, restore_fn:Callable|None=None # (plan, scratch arrays) -> None; default: in this process
+                 tile:int|None=None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
+                 overlap:int|None=None, # tile overlap (LR px); None: from the model's receptive field (8-32)
+                 bs:int|None=None, # tiles per batch; None: chosen with the tile (see `tiling_defaults`)
+                 tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation (`_pssr_std` twin)
+                 progress:bool=True, # show a progress bar
+                 pmin:float=PMIN, # lower normalisation percentile (%)
+                 pmax:float=PMAX, # upper normalisation percentile (%)
+                 block:int|None=None, # YX block side (LR px); None: from `max_memory`, aligned to the input's chunks
+                 dtype:str='float32', # output pixel type: 'float32' | 'uint16' | 'uint8' (see `to_dtype`)
+                 max_memory:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
+                 restore_fn:Callable|None=None, # (plan, scratch arrays) -> None; default: in this process
                 ) -> Path:
     "Restore a lazy array block by block into scratch arrays on disk, then write `out` (and its `_pssr_std` twin) from them."
     src, out = Path(meta.path), Path(out)
@@ -717,12 +861,18 @@ def predict_lazy(net:torch.nn.Module, arr, meta:ImageMeta, # restored network; l
 def predict_zarr(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a saved model
                  input_path:str|Path, # OME-Zarr (or plain zarr array) folder
                  outdir:str|Path, # output folder: writes `<stem>_pssr.zarr` (and `<stem>_pssr_std.zarr` with `tta`)
-                 tile:int|None=None, overlap:int|None=None, bs:int|None=None, tta:bool=False, progress:bool=True,
-                 device:str|None=None, pmin:float|None=None, pmax:float|None=None,
+                 tile:int|None=None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
+                 overlap:int|None=None, # tile overlap (LR px); None: from the model's receptive field (8-32)
+                 bs:int|None=None, # tiles per batch; None: chosen with the tile (see `tiling_defaults`)
+                 tta:bool=False, # test-time augmentation: also restore the per-pixel standard deviation
+                 progress:bool=True, # show a progress bar
+                 device:str|None=None, # 'cpu' | 'cuda' | None (CUDA if available)
+                 pmin:float|None=None, # lower normalisation percentile (%); None: the model's (from training)
+                 pmax:float|None=None, # upper normalisation percentile (%); None: the model's (from training)
                  block:int|None=None, # YX block side (LR px) processed at once; default from `max_memory`, aligned to chunks
                  dtype:str='float32', # output pixel type (see `to_dtype`)
                  max_memory:int=MAX_MEMORY, # peak-memory budget (bytes)
-                 restore_fn:Callable|None=None # (plan, scratch arrays) -> None, e.g. on dask workers; default: in this process
+                 restore_fn:Callable|None=None, # (plan, scratch arrays) -> None, e.g. on dask workers; default: in this process
                 ) -> Path:
     "Restore an OME-Zarr volume out of core, block by block with halos, into the multiscale OME-Zarr `outdir/<stem>_pssr.zarr`."
     src, net = Path(input_path), as_model(model, device)
@@ -732,7 +882,10 @@ def predict_zarr(model:torch.nn.Module|str|Path, # a PSSR network, or the path o
                         block, check_dtype(dtype), max_memory, restore_fn)
 
 # %% ../nbs/13_predict.ipynb #139a5f63
-def cli_outputs(inputs:list, outdir, tta:bool=False) -> list[Path]:
+def cli_outputs(inputs:list, # input files (TIFF, ... or OME-Zarr folders)
+                outdir, # the output folder
+                tta:bool=False, # also the `_pssr_std` outputs
+               ) -> list[Path]:
     "Every path `pssr predict` will write for `inputs` into `outdir` (`<stem>_pssr` and, with `tta`, `<stem>_pssr_std`)."
     outs = []
     for f in inputs:
@@ -740,7 +893,8 @@ def cli_outputs(inputs:list, outdir, tta:bool=False) -> list[Path]:
         outs += [output_path(f, outdir, suffix, tag) for tag in (('_pssr', '_pssr_std') if tta else ('_pssr',))]
     return outs
 
-def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
+def check_cli_outputs(args:argparse.Namespace, # parsed options of `pssr predict`
+                     ) -> list[Path]:
     "Preflight of `pssr predict`: inputs exist with distinct names; every output is writable, not an input, new unless `--overwrite`."
     missing = [f for f in args.inputs if not Path(f).exists()]
     if missing: raise PssrInputError(missing[0], 'input not found', 'check the path (quote names with spaces)')
@@ -750,7 +904,8 @@ def check_cli_outputs(args:argparse.Namespace) -> list[Path]:
     check_output(args.outdir, reads, overwrite=True, folder=True, option='-o/--out') if Path(args.outdir).is_file() or not str(args.outdir).strip() else None
     return [check_output(o, reads, args.overwrite, folder=is_zarr(o), option='output') for o in cli_outputs(args.inputs, args.outdir, args.tta)]
 
-def cli_predict(args:argparse.Namespace) -> int:
+def cli_predict(args:argparse.Namespace, # parsed options of `pssr predict`
+               ) -> int:
     "Run `pssr predict`: restore every input with one model."
     check_cli_outputs(args)
     if args.workers and args.dask_scheduler:
@@ -770,7 +925,11 @@ def cli_predict(args:argparse.Namespace) -> int:
             if getattr(args, 'trust', False): print_trust(net, args, f, out)
     return 0
 
-def print_trust(net:torch.nn.Module, args:argparse.Namespace, src, out:Path):
+def print_trust(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`) (the one that restored `src`)
+                args:argparse.Namespace, # parsed options of `pssr predict`
+                src, # the input file
+                out:Path, # its restoration (`predict_file`)
+               ):
     "`pssr predict --trust`: write `<stem>_trust.tif` for `out` (`pssr.evaluate.trust_file`), print its scalars and any warning."
     from pssr.evaluate import model_degradation, trust_file, trust_warning, format_trust
     std = output_path(src, args.outdir, tag='_pssr_std') if args.tta else None
