@@ -43,7 +43,9 @@ def gan_learner(learn:Learner, # a (pixel-loss pre-trained) PSSR learner: its mo
                       wd=config.wd, path=Path(config.models_dir), model_dir='.', metrics=[psnr_metric, ssim_metric])
 
 def train_gan(config:TrainConfig, # `loss='gan'`
-              cbs=None, dls=None) -> Learner:
+              cbs=None, # extra fastai callbacks for both phases
+              dls=None, # prebuilt `DataLoaders` (default: from the config's data options)
+             ) -> Learner:
     "Pre-train with `gan_pixel_loss` (as `train`), fine-tune adversarially for `gan_epochs`; save the generator like any PSSR model."
     config = fnsm_config(match_config(config))
     learn = train(dataclasses.replace(config, loss=config.gan_pixel_loss, match=None), cbs, dls)

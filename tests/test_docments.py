@@ -7,7 +7,7 @@ from fastcore.docments import docments
 import pssr
 
 # Modules whose notebooks still have undocumented arguments: empty this set as they are covered.
-PENDING = {'gan', 'selfsup'}
+PENDING = {'selfsup'}
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)  # `*args`, `**kwargs`: exempt, as `self`
 MODULES = sorted(m.name for m in pkgutil.iter_modules(pssr.__path__) if not m.name.startswith('_'))
 
