@@ -6,12 +6,15 @@ full scale, + Gaussian read noise 0.02), `pssr.selfsup.compare_training` trains 
 number of optimiser steps (fixed epochs x steps per epoch: load changes the wall time, not the result):
 
   - supervised: clean targets, fresh noise every step (PSSR's recipe);
-  - TiS/SiS without the amending constraint, with it, with it + FNSM;
+  - TiS/SiS without the amending constraint, with it, with it + FNSM started at the OTF cut-off of the known optics
+    (`pssr.selfsup.SYNTHETIC_OPTICS`: the objective whose PSF the phantoms' Gaussian blur approximates, given as a user
+    would: pixel size in the TIFFs, `na`/`wavelength` in the config), and with it + FNSM started at half Nyquist
+    (optics unknown);
   - the multi-frame variant (frames t-2..t+2 without t -> frame t);
 
 and scores PSNR/SSIM of the held-out stack against its ground truth.
 
-    .venv/bin/python bench/selfsup_compare.py --mode time     # ~50 min on the loaded shared 2-core machine
+    .venv/bin/python bench/selfsup_compare.py --mode time     # ~20 min on the loaded shared 2-core machine
     .venv/bin/python bench/selfsup_compare.py --mode space --runs supervised 'SiS,'   # a share of the runs (merged into the JSON)
     .venv/bin/python bench/selfsup_compare.py --report
 
@@ -30,9 +33,9 @@ RESULTS = ROOT / 'bench' / 'results' / 'selfsup_compare.json'
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--mode', choices=('time', 'space'), default='time')
-    p.add_argument('--epochs', type=int, default=8, help='one-cycle length')
-    p.add_argument('--steps', type=int, default=30, help='optimiser steps per epoch (batches of --bs tiles)')
-    p.add_argument('--size', type=int, default=48)
+    p.add_argument('--epochs', type=int, default=5, help='one-cycle length')
+    p.add_argument('--steps', type=int, default=80, help='optimiser steps per epoch (batches of --bs tiles)')
+    p.add_argument('--size', type=int, default=32)
     p.add_argument('--bs', type=int, default=8)
     p.add_argument('--arch', default='unet_small')
     p.add_argument('--stacks', type=int, default=4, help='stacks generated; the last is held out for testing')
@@ -78,7 +81,7 @@ def main(argv=None):
     import torch
     torch.set_num_threads(1)
     from pssr.data import synthetic_timelapse
-    from pssr.selfsup import compare_training, synthetic_volume
+    from pssr.selfsup import SYNTHETIC_OPTICS, compare_training, synthetic_volume
     make = synthetic_timelapse if a.mode == 'time' else synthetic_volume
     clean = [make(a.frames, a.side, seed=s) for s in range(a.stacks)]
     from pssr.selfsup import runs_for
@@ -89,9 +92,10 @@ def main(argv=None):
     a.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=a.workdir) as d:
         table = compare_training(clean, d, a.mode, epochs=a.epochs, steps=a.steps, size=a.size, bs=a.bs, arch=a.arch, tiles_per_image=8,
-                                 runs=runs, supervised=pick('supervised'))
+                                 runs=runs, supervised=pick('supervised'), optics=SYNTHETIC_OPTICS)
     section = dict(settings=dict(mode=a.mode, epochs=a.epochs, steps_per_epoch=a.steps, bs=a.bs, size=a.size, arch=a.arch,
-                                 stacks=a.stacks, frames=a.frames, side=a.side, photons=20.0, read_noise=0.02, torch_threads=1),
+                                 stacks=a.stacks, frames=a.frames, side=a.side, photons=20.0, read_noise=0.02, torch_threads=1,
+                                 optics=SYNTHETIC_OPTICS),
                    machine=f'{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)',
                    processes=[dict(runs=list(table.index[1:]), load_start=[round(x, 2) for x in load0], load_end=[round(x, 2) for x in os.getloadavg()],
                                    wall_min=round((time.perf_counter() - t0) / 60, 1), date=time.strftime('%Y-%m-%d %H:%M'))],

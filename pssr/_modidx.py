@@ -698,6 +698,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'pssr.selfsup.fit_fnsm_radius': ('self_supervised.html#fit_fnsm_radius', 'pssr/selfsup.py'),
                               'pssr.selfsup.fit_steps': ('self_supervised.html#fit_steps', 'pssr/selfsup.py'),
                               'pssr.selfsup.fnsm_modules': ('self_supervised.html#fnsm_modules', 'pssr/selfsup.py'),
+                              'pssr.selfsup.gaussian_psf_optics': ('self_supervised.html#gaussian_psf_optics', 'pssr/selfsup.py'),
                               'pssr.selfsup.interleaved_pair': ('self_supervised.html#interleaved_pair', 'pssr/selfsup.py'),
                               'pssr.selfsup.neighbour_pair': ('self_supervised.html#neighbour_pair', 'pssr/selfsup.py'),
                               'pssr.selfsup.noisy_dataloaders': ('self_supervised.html#noisy_dataloaders', 'pssr/selfsup.py'),

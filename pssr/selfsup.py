@@ -18,11 +18,12 @@ from .data import (_source_items, load_stack, make_tiles, tile_dataloaders, tile
                        _tile_rng, _check_args, dihedral)
 
 # %% auto #0
-__all__ = ['DEFAULT_RADIUS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'SUBIMAGE_COMBINE', 'otf_radius', 'radial_frequency',
-           'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited', 'fit_fnsm_radius', 'expectation_gap',
-           'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window', 'BlindCentre', 'resolve_mode',
-           'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps',
-           'compare_training', 'SubImages', 'restore_subimages', 'prediction_model']
+__all__ = ['DEFAULT_RADIUS', 'SYNTHETIC_OPTICS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'SUBIMAGE_COMBINE', 'otf_radius',
+           'gaussian_psf_optics', 'radial_frequency', 'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited',
+           'fit_fnsm_radius', 'expectation_gap', 'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window',
+           'BlindCentre', 'resolve_mode', 'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'synthetic_volume',
+           'add_noise', 'runs_for', 'fit_steps', 'compare_training', 'SubImages', 'restore_subimages',
+           'prediction_model']
 
 # %% ../nbs/12_self_supervised.ipynb #5020d2cb
 def otf_radius(na:float, # numerical aperture of the objective
@@ -36,6 +37,18 @@ def otf_radius(na:float, # numerical aperture of the objective
     return 4 * na * pixel_size / (wavelength / 1000)
 
 DEFAULT_RADIUS = 0.5  # half the Nyquist radius when the optics are not known
+
+def gaussian_psf_optics(sigma:float, # standard deviation of a Gaussian blur (px) standing in for the PSF
+                        pixel_size:float=0.1, # pixel size (µm) the data are given
+                        wavelength:float=520, # emission wavelength (nm)
+                       ) -> dict:
+    "`na`, `wavelength`, `pixel_size` of the widefield optics whose PSF a Gaussian of `sigma` px approximates (σ ≈ 0.21 λ / NA)."
+    for name, v in (('sigma', sigma), ('pixel_size', pixel_size), ('wavelength', wavelength)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise PssrInputError(name, f'must be a positive number, got {v!r}', 'e.g. sigma=1.2 (px)')
+    return dict(na=round(0.21 * wavelength / 1000 / (sigma * pixel_size), 6), wavelength=wavelength, pixel_size=pixel_size)
+
+SYNTHETIC_OPTICS = gaussian_psf_optics(1.2)  # the synthetic filaments' blur (`synthetic_timelapse`, `synthetic_volume`): cut-off 0.7 × Nyquist
 
 # %% ../nbs/12_self_supervised.ipynb #a4128aa0
 def radial_frequency(h:int, w:int, device=None) -> torch.Tensor:
@@ -299,7 +312,9 @@ def runs_for(mode:str) -> dict:
     "name -> settings of the self-supervised runs `compare_training` makes for `mode` ('time': TiS, 'space': SiS)."
     s = {'time': 'TiS', 'space': 'SiS'}[mode]
     return {f'{s}, no constraint': dict(amend=False), f'{s} + amending': dict(amend=True),
-            f'{s} + amending + FNSM': dict(amend=True, fnsm=True), f'{s} multi-frame (t±2 without t)': dict(n_frames=5)}
+            f'{s} + amending + FNSM': dict(amend=True, fnsm=True, optics=True),  # starts at the OTF cut-off (known optics)
+            f'{s} + amending + FNSM (optics unknown)': dict(amend=True, fnsm=True),  # starts at half Nyquist
+            f'{s} multi-frame (t±2 without t)': dict(n_frames=5)}
 
 RUNS = runs_for('time')
 
@@ -330,7 +345,8 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
                      steps:int|None=None, # optimiser steps per epoch, the same for every model (None: from `tiles_per_image`)
                      size:int=48, bs:int=8, tiles_per_image:int=8, arch:str='unet_small', lr:float|None=None,
                      photons:float=20.0, read_noise:float=0.02, seed:int=0,
-                     runs:dict|None=None, # name -> settings (`amend`, `fnsm`, `n_frames`) of the self-supervised runs (default `runs_for(mode)`)
+                     runs:dict|None=None, # name -> settings (`amend`, `fnsm`, `optics`, `n_frames`) of the self-supervised runs (default `runs_for(mode)`)
+                     optics:dict|None=None, # `na`, `wavelength`, `pixel_size` of the data (e.g. `SYNTHETIC_OPTICS`): the TIFFs carry the pixel size, runs with `optics=True` get `na`/`wavelength`
                      supervised:bool=True, # also train the supervised model
                     ):
     "A table (pandas) of PSNR/SSIM against the ground truth of the held-out stack: noisy input, supervised, each self-supervised run."
@@ -338,32 +354,37 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
     from pssr.io import write_tiff
     from pssr.crappify import Compose, Poisson, AdditiveGaussian
     from pssr.data import hr_dataloaders
-    from pssr.learner import TrainConfig
+    from pssr.learner import TrainConfig, fnsm_config
+    runs = runs_for(mode) if runs is None else runs
+    if not optics and (need := [k for k, v in runs.items() if (v or {}).get('optics')]):  # before any work
+        raise PssrInputError('optics', f'{need} start their FNSM at the OTF cut-off', 'pass optics=dict(na=, wavelength=, pixel_size=), e.g. SYNTHETIC_OPTICS')
     folder = Path(folder); noisy = folder / 'noisy'; noisy.mkdir(parents=True, exist_ok=True)
     train_clean, test_clean = clean[:-1], clean[-1]
     for i, c in enumerate(train_clean):
-        write_tiff(noisy / f'stack_{i:02d}.tif', add_noise(c, photons, read_noise, seed + i), axes='ZYX' if mode == 'space' else 'TYX')
+        write_tiff(noisy / f'stack_{i:02d}.tif', add_noise(c, photons, read_noise, seed + i), axes='ZYX' if mode == 'space' else 'TYX',
+                   pixel_size=(optics or {}).get('pixel_size'))
     test_noisy = add_noise(test_clean, photons, read_noise, seed + 1000)
     common = dict(scale=1, size=size, bs=bs, tiles_per_image=tiles_per_image, epochs=epochs, seed=seed, arch=arch, lr=lr,
                   models_dir=str(folder / 'models'), valid_pct=0.25)
     dkw = dict(size=size, bs=bs, valid_pct=0.25, seed=seed, tiles_per_image=tiles_per_image)
     rows, history = {'noisy input': _scores(None, test_noisy, test_clean)}, {}
-    for name, kw in {**({'supervised (clean targets)': None} if supervised else {}), **(runs_for(mode) if runs is None else runs)}.items():
+    for name, kw in {**({'supervised (clean targets)': None} if supervised else {}), **runs}.items():
         tag, kw = re.sub(r'\W+', '_', name).strip('_'), dict(kw or {})
         nf = kw.get('n_frames', 1)
         amend, fnsm = kw.get('amend', nf == 1), kw.get('fnsm', False)
+        lens = dict(na=optics['na'], wavelength=optics['wavelength']) if kw.get('optics') else {}
         if name.startswith('supervised'):
             noise = Compose(Poisson(photons), AdditiveGaussian(read_noise, clip=False))
             config, dls = TrainConfig(name=tag, **common), hr_dataloaders(list(train_clean), noise, scale=1, **dkw)
         else:  # TrainConfig takes noisy data with one input frame only: the multi-frame variant gets its data as `dls`
             data = dict(noisy=str(noisy), self_supervised=mode, amend=amend) if nf == 1 else dict(n_frames=nf)
-            config = TrainConfig(name=tag, fnsm=fnsm, **common, **data)
+            config = fnsm_config(TrainConfig(name=tag, fnsm=fnsm, **lens, **common, **data))  # the FNSM's start radius resolved here, as train would
             dls = noisy_dataloaders(str(noisy), mode, amend, n_frames=nf, **dkw)
         learn, cpu, wall, n = fit_steps(config, dls, steps)
         model = learn.model.eval()
         rows[name] = {**_scores(BlindCentre(model) if nf > 1 else model, test_noisy, test_clean),
                       'steps': n, 'cpu_min': cpu / 60, 'wall_min': wall / 60}
-        if fnsm: rows[name]['fnsm_radius'] = float(fnsm_modules(model)[0].radius.detach())
+        if fnsm: rows[name].update(fnsm_start=config.fnsm_radius, fnsm_radius=float(fnsm_modules(model)[0].radius.detach()))
         history[name] = [round(float(h['valid_loss']), 6) for h in learn.pssr_history]
     table = pd.DataFrame(rows).T
     table.attrs['valid_loss'] = history  # per epoch: has each model converged?
