@@ -51,7 +51,10 @@ def gaussian_psf_optics(sigma:float, # standard deviation of a Gaussian blur (px
 SYNTHETIC_OPTICS = gaussian_psf_optics(1.2)  # the synthetic filaments' blur (`synthetic_timelapse`, `synthetic_volume`): cut-off 0.7 × Nyquist
 
 # %% ../nbs/12_self_supervised.ipynb #a4128aa0
-def radial_frequency(h:int, w:int, device=None) -> torch.Tensor:
+def radial_frequency(h:int, # image height (px)
+                     w:int, # image width (px)
+                     device=None, # torch device of the result (None: the CPU)
+                    ) -> torch.Tensor:
     "`|f| / f_Nyquist` on the `rfft2` grid of an `h`×`w` image: `(h, w // 2 + 1)`."
     fy = torch.fft.fftfreq(h, device=device)[:, None]
     fx = torch.fft.rfftfreq(w, device=device)[None, :]
@@ -85,7 +88,8 @@ class FNSM(nn.Module):
     def extra_repr(self) -> str: return f'radius={float(self.radius.detach()):.3f}, steepness={float(self.steepness):.3g}'
 
 # %% ../nbs/12_self_supervised.ipynb #45cda5b7
-def fnsm_modules(model:nn.Module) -> list:
+def fnsm_modules(model:nn.Module, # a network (any `nn.Module`)
+                ) -> list:
     "Every `FNSM` in `model` (by class name, so that a notebook's own definition counts too)."
     return [m for m in model.modules() if type(m).__name__ == 'FNSM']
 
@@ -99,7 +103,11 @@ class SharpenFNSM(Callback):
         for m in fnsm_modules(self.learn.model): m.steepness.fill_(self.steepness(self.learn.pct_train))
 
 # %% ../nbs/12_self_supervised.ipynb #7c3955c7
-def band_limited(n:int, size:int, cutoff:float, seed:int=0) -> np.ndarray:
+def band_limited(n:int, # number of images
+                 size:int, # image side (px)
+                 cutoff:float, # band limit, in units of the Nyquist frequency (1 = Nyquist)
+                 seed:int=0, # random seed
+                ) -> np.ndarray:
     "`n` random `size`² images whose spectrum is flat inside `cutoff` (units of Nyquist) and zero outside, std 1."
     rng = np.random.default_rng(seed)
     spec = np.fft.rfft2(rng.normal(size=(n, size, size)))
@@ -107,7 +115,12 @@ def band_limited(n:int, size:int, cutoff:float, seed:int=0) -> np.ndarray:
     x = np.fft.irfft2(spec, s=(size, size))
     return (x / x.std()).astype(np.float32)
 
-def fit_fnsm_radius(clean:np.ndarray, noise:float=1.0, radius:float=0.9, steps:int=150, seed:int=0) -> list:
+def fit_fnsm_radius(clean:np.ndarray, # clean images `(N, h, w)`, e.g. from `band_limited`
+                    noise:float=1.0, # standard deviation of the added Gaussian noise
+                    radius:float=0.9, # initial FNSM radius (units of Nyquist)
+                    steps:int=150, # optimiser steps
+                    seed:int=0, # random seed of the noise
+                   ) -> list:
     "Train a lone `FNSM` mapping `clean + noise` to an independent `clean + noise`; the radius after each step."
     rng, m = np.random.default_rng(seed), FNSM(radius, pad=0)
     opt, hist = torch.optim.Adam(m.parameters(), lr=0.01), []
@@ -135,7 +148,7 @@ def expectation_gap(before:np.ndarray, # frame t-1 (or its crop)
 def neighbour_pair(frames:np.ndarray, # `(4, h, w)` frames t-1, t, t+1, t+2 (or `(2, h, w)`: t, t+1, when not amending)
                    swap:bool=False, # input t+1 and target t, instead of input t and target t+1
                    amend:bool=True, # apply the amending constraint (needs the 4 frames)
-                   sigma:float=AMEND_SIGMA,
+                   sigma:float=AMEND_SIGMA, # smoothing of the expectation-gap estimate (px)
                   ) -> tuple:
     "`(input, target)` of a neighbour pair, the target amended to the input's expectation."
     if amend:
@@ -146,7 +159,9 @@ def neighbour_pair(frames:np.ndarray, # `(4, h, w)` frames t-1, t, t+1, t+2 (or 
     return (b, a) if swap else (a, b)
 
 # %% ../nbs/12_self_supervised.ipynb #c3c79734
-def shift_image(x:np.ndarray, shift:tuple) -> np.ndarray:
+def shift_image(x:np.ndarray, # a 2D image
+                shift:tuple, # (dy, dx) in px, sub-pixel allowed
+               ) -> np.ndarray:
     "`x` resampled so that its content moves by `shift` = (dy, dx) px (cubic spline, reflecting borders)."
     return ndimage.shift(np.asarray(x, np.float32), shift, order=3, mode='reflect').astype(np.float32)
 
@@ -187,7 +202,9 @@ class BlindCentre(nn.Module):
         return self.model(x)
 
 # %% ../nbs/12_self_supervised.ipynb #23ebcffd
-def resolve_mode(mode:str|None, item) -> str:
+def resolve_mode(mode:str|None, # 'time' | 'space' | 'subsample', or None to infer it from `item`
+                 item, # an image file (its axes decide) or an array (its dimensions decide)
+                ) -> str:
     "The self-supervision for `item` (a file or array): `mode` if given, else from its axes (`Z` -> space, stack -> time, 2D -> subsample)."
     if mode is not None:
         if mode not in SELF_SUPERVISED:
@@ -233,7 +250,12 @@ class NoisyPairs(ItemTransform):
         inp = np.ascontiguousarray(inp, np.float32).reshape((-1,) + inp.shape[-2:])
         return torch.from_numpy(inp), torch.from_numpy(np.ascontiguousarray(tgt, np.float32)[None])
 
-def pair_frames(n_total:int, mode:str, amend:bool, name:str, n_frames:int=1) -> range:
+def pair_frames(n_total:int, # frames (or slices) in the stack
+                mode:str, # 'time' | 'space' | 'subsample'
+                amend:bool, # the amending constraint is applied (needs t-1..t+2)
+                name:str, # the stack, as named in error messages
+                n_frames:int=1, # > 1 (odd): the multi-frame variant (t-h..t+h)
+               ) -> range:
     "The first frames `t` of the pairs `(t, t+1)` a stack of `n_total` frames offers (every frame for sub-images; centre frames for `n_frames > 1`)."
     if mode == 'subsample' and n_frames > 1:
         raise PssrInputError('n_frames', f'{n_frames} frames need stacks, but sub-image self-supervision works on single images',
@@ -255,8 +277,14 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
                       amend:bool=True, # apply rDL's amending constraint (neighbours) / the half-pixel correction (sub-images)
                       scale:int=1, # > 1: the input is downsampled by `scale` (denoise-then-PSSR)
                       size:int=128, # target crop size (px); sub-images are cut from a 2*size crop
-                      bs:int=8, valid_pct:float=0.2, seed:int=0, tiles_per_image:int=16, num_workers:int=0, device=None,
-                      pmin:float=PMIN, pmax:float=PMAX, # normalisation percentiles
+                      bs:int=8, # tiles per batch
+                      valid_pct:float=0.2, # fraction of stacks (or rows of a single one) for validation
+                      seed:int=0, # random seed of the split and crops
+                      tiles_per_image:int=16, # training crops per stack per epoch
+                      num_workers:int=0, # DataLoader worker processes
+                      device=None, # torch device of the batches (None: fastai's default)
+                      pmin:float=PMIN, # lower normalisation percentile (%)
+                      pmax:float=PMAX, # upper normalisation percentile (%)
                       sigma:float=AMEND_SIGMA, # smoothing of the expectation-gap estimate (px)
                       n_frames:int=1, # > 1 (odd): the multi-frame variant, input frames t-h..t+h without t, target t
                      ):
@@ -283,7 +311,8 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
 def synthetic_volume(n_slices:int=16, # number of z slices
                      size:int=128, # height and width (px)
                      seed:int=0, # same seed, same volume
-                     n_filaments:int=14, n_spheres:int=24,
+                     n_filaments:int=14, # number of tilted filaments
+                     n_spheres:int=24, # number of spheres
                     ) -> np.ndarray:
     "A `(Z, Y, X)` float32 volume in [0, 1]: tilted filaments and spheres under an axially elongated PSF, so structure changes from slice to slice."
     rng, margin = np.random.default_rng(seed), 4
@@ -303,12 +332,17 @@ def synthetic_volume(n_slices:int=16, # number of z slices
     return np.clip(vol / np.percentile(vol, 99.9), 0, 1).astype(np.float32)
 
 # %% ../nbs/12_self_supervised.ipynb #9daf29bf
-def add_noise(clean:np.ndarray, photons:float=20.0, read_noise:float=0.02, seed:int=0) -> np.ndarray:
+def add_noise(clean:np.ndarray, # clean image or stack in [0, 1]
+              photons:float=20.0, # photo-electrons per unit intensity (Poisson)
+              read_noise:float=0.02, # standard deviation of the Gaussian read noise (intensity units)
+              seed:int=0, # random seed
+             ) -> np.ndarray:
     "`clean` (in [0, 1]) with Poisson noise at `photons` per unit intensity and Gaussian read noise (float32)."
     rng = np.random.default_rng(seed)
     return (rng.poisson(np.maximum(clean, 0) * photons) / photons + rng.normal(0, read_noise, clean.shape)).astype(np.float32)
 
-def runs_for(mode:str) -> dict:
+def runs_for(mode:str, # 'time' (TiS) or 'space' (SiS)
+            ) -> dict:
     "name -> settings of the self-supervised runs `compare_training` makes for `mode` ('time': TiS, 'space': SiS)."
     s = {'time': 'TiS', 'space': 'SiS'}[mode]
     return {f'{s}, no constraint': dict(amend=False), f'{s} + amending': dict(amend=True),
@@ -343,8 +377,14 @@ def compare_training(clean:list, # clean (T, Y, X) time-lapses or (Z, Y, X) volu
                      mode:str='time', # 'time' (TiS) or 'space' (SiS)
                      epochs:int=2, # one-cycle length (epochs)
                      steps:int|None=None, # optimiser steps per epoch, the same for every model (None: from `tiles_per_image`)
-                     size:int=48, bs:int=8, tiles_per_image:int=8, arch:str='unet_small', lr:float|None=None,
-                     photons:float=20.0, read_noise:float=0.02, seed:int=0,
+                     size:int=48, # training crop side (px)
+                     bs:int=8, # tiles per batch
+                     tiles_per_image:int=8, # crops per stack per epoch (when `steps` is None)
+                     arch:str='unet_small', # network architecture (`pssr.models`)
+                     lr:float|None=None, # peak learning rate (None: the default)
+                     photons:float=20.0, # photo-electrons per unit intensity of the simulated noise
+                     read_noise:float=0.02, # read-noise standard deviation of the simulated noise
+                     seed:int=0, # random seed of noise, crops and weights
                      runs:dict|None=None, # name -> settings (`amend`, `fnsm`, `optics`, `n_frames`) of the self-supervised runs (default `runs_for(mode)`)
                      optics:dict|None=None, # `na`, `wavelength`, `pixel_size` of the data (e.g. `SYNTHETIC_OPTICS`): the TIFFs carry the pixel size, runs with `optics=True` get `na`/`wavelength`
                      supervised:bool=True, # also train the supervised model

@@ -1,13 +1,11 @@
 """Every public function documents each of its arguments with an inline comment (fastcore docments):
 a function in a module's `__all__`, defined in that module, has a docment for every parameter but `self`, `*args`
-and `**kwargs` (any names). Methods of public classes are not checked. Modules in `PENDING` are not yet covered."""
+and `**kwargs` (any names). Methods of public classes are not checked."""
 import importlib, inspect, pkgutil
 import numpy as np, pytest
 from fastcore.docments import docments
 import pssr
 
-# Modules whose notebooks still have undocumented arguments: empty this set as they are covered.
-PENDING = {'selfsup'}
 VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)  # `*args`, `**kwargs`: exempt, as `self`
 MODULES = sorted(m.name for m in pkgutil.iter_modules(pssr.__path__) if not m.name.startswith('_'))
 
@@ -34,16 +32,8 @@ def test_checker_finds_a_missing_comment():
     def g(a=np.zeros(2)): pass  # fastcore's docments cannot compare an array default: reported, not a crash
     assert 'docments cannot read it' in missing_docments(g)[0]
 
-def test_pending_names_modules():
-    assert PENDING <= set(MODULES), PENDING - set(MODULES)
-
-@pytest.mark.parametrize('name', [m for m in MODULES if m not in PENDING])
+@pytest.mark.parametrize('name', MODULES)
 def test_arguments_documented(name):
     missing = undocumented(name)
     assert not missing, ('public functions need an inline comment per argument (fastcore docments):\n  '
                          + '\n  '.join(missing))
-
-@pytest.mark.parametrize('name', sorted(PENDING))
-def test_pending_still_pending(name):
-    "A pending module that is fully documented leaves PENDING, so it stays covered from then on."
-    assert undocumented(name), f'pssr.{name} documents every argument now: remove it from PENDING in tests/test_docments.py'
