@@ -50,13 +50,14 @@ pytest: install
 	MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/
 
 # Wheel + sdist as PyPI would get them, checked by twine (offline: the venv's setuptools, no isolated env; ~6 s).
+# (`test` runs it before pytest, so that `make test` ends with pytest's summary line.)
 package: install
 	rm -rf $(VENV)/dist build
 	$(BIN)/python -m build --no-isolation --outdir $(VENV)/dist . > $(VENV)/build.log || { cat $(VENV)/build.log; exit 1; }
 	$(BIN)/twine check --strict $(VENV)/dist/*
 	rm -rf build
 
-test: check-clean check-export check-notebooks nbtest pytest package
+test: check-clean check-export check-notebooks nbtest package pytest
 
 bench: install
 	$(BIN)/python bench/train_speed.py
