@@ -10,16 +10,23 @@ from pathlib import Path
 from .io import PssrInputError, PMIN, PMAX, cli_number
 
 # %% auto #0
-__all__ = ['RESNETS', 'ARCHS', 'MODES', 'NORM_TYPES', 'LOSSES', 'SELF_SUPERVISED', 'FP16_CHOICES', 'DEFAULT_LR', 'GAN_MIN_SIZE',
-           'TRAIN_FLAGS', 'MODEL_KEYS', 'TRAIN_MODEL', 'PRESETS', 'FORMAT', 'FORMAT_VERSION', 'check', 'is_number',
-           'is_count', 'in_file', 'train_flag', 'ModelConfig', 'Normalization', 'TrainConfig', 'read_json',
-           'checkpoint_dir', 'DemoConfig', 'ModelRecord', 'field_docs', 'signature_docs', 'option_defaults',
-           'option_docs', 'Deprecated', 'deprecated_alias', 'option_annotations', 'format_default', 'add_options',
-           'given_options', 'add_common', 'require']
+__all__ = ['RESNETS', 'ARCHS', 'LR_WIDTHS', 'SMALL_WIDTHS', 'MODES', 'NORM_TYPES', 'LOSSES', 'SELF_SUPERVISED', 'FP16_CHOICES',
+           'DEFAULT_LR', 'GAN_MIN_SIZE', 'TRAIN_FLAGS', 'MODEL_KEYS', 'TRAIN_MODEL', 'PRESETS', 'FORMAT',
+           'FORMAT_VERSION', 'encoder_stride', 'check', 'is_number', 'is_count', 'in_file', 'train_flag', 'ModelConfig',
+           'Normalization', 'TrainConfig', 'read_json', 'checkpoint_dir', 'DemoConfig', 'ModelRecord', 'field_docs',
+           'signature_docs', 'option_defaults', 'option_docs', 'Deprecated', 'deprecated_alias', 'option_annotations',
+           'format_default', 'add_options', 'given_options', 'add_common', 'require']
 
 # %% ../nbs/01_config.ipynb #e0c64e8e
 RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')  # torchvision encoders (`pssr.models.RESNETS` builds them)
 ARCHS = ('lr_resnet', *RESNETS, 'unet_small')
+LR_WIDTHS = (32, 64, 128)  # `lr_resnet` stage widths: deepest stage at 1/4 of the input size
+SMALL_WIDTHS = (16, 32, 64, 128, 256)  # `unet_small`: feature maps of the stem and of each of the 4 stages
+
+def encoder_stride(arch:str, # encoder name, one of `ARCHS`
+                  ) -> int:
+    "How much `arch`'s encoder shrinks its input: the multiple that input sizes must have."
+    return 2 ** (len(LR_WIDTHS) - 1) if arch == 'lr_resnet' else 32
 MODES = ('lr', 'upsampled')
 NORM_TYPES = ('weight', 'batch', 'instance', 'spectral', 'batchzero', 'instancezero', 'none')
 LOSSES = ('mse', 'l1', 'msssim_l1', 'perceptual')  # pixel losses (`pssr.losses.get_loss`)

@@ -16,20 +16,19 @@ from fastai.layers import ConvLayer, NormType, PixelShuffle_ICNR, ResBlock, ToTe
 from fastai.vision.learner import create_body, model_meta
 from fastai.vision.models.unet import DynamicUnet
 from .io import PssrInputError
-from .config import ARCHS, MODES, ModelConfig
+from .config import ARCHS, MODES, ModelConfig, LR_WIDTHS, SMALL_WIDTHS, encoder_stride
 
 # %% auto #0
-__all__ = ['RESNETS', 'LR_WIDTHS', 'OWN_ENCODERS', 'check_arch', 'small_encoder', 'lr_encoder', 'encoder_stride',
-           'load_state_dict_file', 'adapt_first_conv', 'download_imagenet_state', 'make_encoder', 'modernise_norms',
-           'Blur2x2', 'fast_blur', 'as_norm_type', 'build_size', 'dynamic_unet', 'scale_factors', 'upsample_head',
-           'centre_frame', 'PSSRNet', 'zero_last_conv', 'build_model', 'pssr_unet', 'conv_macs']
+__all__ = ['RESNETS', 'OWN_ENCODERS', 'check_arch', 'small_encoder', 'lr_encoder', 'load_state_dict_file', 'adapt_first_conv',
+           'download_imagenet_state', 'make_encoder', 'modernise_norms', 'Blur2x2', 'fast_blur', 'as_norm_type',
+           'build_size', 'dynamic_unet', 'scale_factors', 'upsample_head', 'centre_frame', 'PSSRNet', 'zero_last_conv',
+           'build_model', 'pssr_unet', 'conv_macs']
 
 # %% ../nbs/07_models.ipynb #9417b252
 RESNETS = {'resnet18': (torchvision.models.resnet18, 'ResNet18_Weights'),
            'resnet34': (torchvision.models.resnet34, 'ResNet34_Weights'),
            'resnet50': (torchvision.models.resnet50, 'ResNet50_Weights'),
            'resnet101': (torchvision.models.resnet101, 'ResNet101_Weights')}
-LR_WIDTHS = (32, 64, 128)  # `lr_resnet` stage widths: deepest stage at 1/4 of the input size
 
 def check_arch(arch: str, # encoder name, one of `ARCHS`
               ) -> str:
@@ -39,7 +38,7 @@ def check_arch(arch: str, # encoder name, one of `ARCHS`
     return arch
 
 def small_encoder(n_in: int = 1, # input channels (LR frames)
-                  widths=(16, 32, 64, 128, 256), # feature maps of the stem and of each of the 4 stages
+                  widths=SMALL_WIDTHS, # feature maps of the stem and of each of the 4 stages
                  ) -> nn.Sequential:
     "A light ResNet-like encoder: a stride-2 stem and 4 stride-2 residual stages (total stride 32)."
     stem = nn.Sequential(ConvLayer(n_in, widths[0], stride=2), ConvLayer(widths[0], widths[0]))
@@ -59,10 +58,6 @@ def lr_encoder(n_in: int = 1, # input channels (frames)
 
 OWN_ENCODERS = {'lr_resnet': lr_encoder, 'unet_small': small_encoder}  # no ImageNet weights
 
-def encoder_stride(arch: str, # encoder name, one of `ARCHS`
-                  ) -> int:
-    "How much `arch`'s encoder shrinks its input: the multiple that input sizes must have."
-    return 2 ** (len(LR_WIDTHS) - 1) if arch == 'lr_resnet' else 32
 
 # %% ../nbs/07_models.ipynb #7bb49251
 def load_state_dict_file(path, # a .pth file (a state dict, or a dict holding one under `model`/`state_dict`)

@@ -38,6 +38,8 @@ from .io import (EPS, IN_TEST, PMAX, PMIN, ImageMeta, PssrInputError, model_file
                      OUTPUT_DTYPES, check_dtype, value_range, to_dtype, from_dtype,  # output pixel types (pssr.io)
                      SPACE_UNITS, AXIS_TYPES, default_axes, ngff_multiscales, create_ome_zarr, default_chunks, iter_blocks,
                      write_ome_zarr, read_ome_zarr, write_pyramid, tiff_tiles, write_tiled_tiff)  # OME-Zarr, tiled TIFF (pssr.io)
+from .config import LR_WIDTHS, SMALL_WIDTHS, encoder_stride  # the encoders' shapes, shared with pssr.models
+
 
 # %% ../nbs/13_predict.ipynb #c2594e03
 MULTIPLE = 32  # the U-Net needs LR sides that are multiples of this; tiles are reflect-padded to it
@@ -289,11 +291,11 @@ def torch_encoder(arch:str, # 'lr_resnet', 'unet_small', or a torchvision ResNet
                  ) -> nn.Sequential|None:
     "The `lr_resnet` / `unet_small` encoders of `pssr.models` in plain torch (None for the torchvision ResNets)."
     if arch == 'lr_resnet':
-        w = (32, 64, 128)  # `pssr.models.LR_WIDTHS`, 2 blocks per stage
+        w = LR_WIDTHS  # 2 blocks per stage
         return nn.Sequential(conv_block(n_in, w[0]), *[nn.Sequential(*[ResidualBlock(ni if b == 0 else nf, nf, 2 if i and b == 0 else 1) for b in range(2)])
                                                        for i, (ni, nf) in enumerate(zip(w[:1] + w[:-1], w))])
     if arch == 'unet_small':
-        w = (16, 32, 64, 128, 256)
+        w = SMALL_WIDTHS
         return nn.Sequential(nn.Sequential(conv_block(n_in, w[0], stride=2), conv_block(w[0], w[0])),
                              *[ResidualBlock(ni, nf, 2) for ni, nf in zip(w[:-1], w[1:])])
     return None
@@ -316,7 +318,7 @@ class TorchPSSRNet(nn.Module):
         super().__init__()
         c = cfg.resolved()
         self.scale, self.n_frames, self.mode, self.arch, self.residual, self.config, self.record = c.scale, c.n_frames, c.mode, c.arch, c.residual, c, None
-        self.encoder_stride = 4 if c.arch == 'lr_resnet' else 32  # `pssr.models.encoder_stride`
+        self.encoder_stride = encoder_stride(c.arch)
         self.size_multiple = self.encoder_stride if c.mode == 'lr' else self.encoder_stride // gcd(self.encoder_stride, c.scale)
         lr = c.mode == 'lr'
         self.unet = TorchUnet(torch_encoder(c.arch, c.n_frames), c.n_frames, c.head_features if lr else 1,
@@ -495,8 +497,7 @@ def size_robust(model:torch.nn.Module, # a network with `.config` (and `.record`
     "Whether `model`'s output is independent of the tile size: no global self-attention, deepest stage >= 4 px on its training crops."
     cfg, lr_size = getattr(model, 'config', None), train_lr_size(model)
     if cfg is None or not lr_size: return True  # not a recorded PSSR model: nothing says otherwise
-    stride = getattr(model, 'encoder_stride', None)  # a `TorchPSSRNet` knows it; a fastai-built network's module is loaded already
-    if stride is None: from pssr.models import encoder_stride; stride = encoder_stride(cfg.arch)
+    stride = encoder_stride(cfg.arch)
     side = lr_size * (cfg.scale if cfg.mode == 'upsampled' else 1)
     return not cfg.self_attention and side // stride >= 4
 
