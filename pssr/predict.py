@@ -335,10 +335,10 @@ class TorchPSSRNet(nn.Module):
 # %% ../nbs/13_predict.ipynb #e8cfcc18
 def fast_record(rec, # a saved model's `ModelRecord` (`read_record`)
                ) -> bool:
-    "Whether `TorchPSSRNet` can rebuild the model `rec` describes: the own encoders, no self-attention, FNSM, channels_last or blind centre."
+    "Whether `TorchPSSRNet` can rebuild the model `rec` describes: the own encoders, no self-attention, FNSM, channels_last, and not self-supervised (`pssr.selfsup.prediction_model` wraps those)."
     c, cfg = rec.model.resolved(), rec.config
-    blind = cfg is not None and cfg.noisy is not None and rec.n_frames > 1
-    return c.arch in ('lr_resnet', 'unet_small') and not (c.self_attention or c.fnsm or c.channels_last or blind)
+    selfsup = cfg is not None and cfg.noisy is not None  # blind centre / sub-image phases: `load_model` applies `prediction_model`
+    return c.arch in ('lr_resnet', 'unet_small') and not (c.self_attention or c.fnsm or c.channels_last or selfsup)
 
 def load_for_restore(path:str|Path # a saved model: `.pth`, `.json`, the stem, or a bioimage.io `.zip`
                     ) -> nn.Module:

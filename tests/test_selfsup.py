@@ -140,6 +140,8 @@ def test_subimage_model_predicts_at_its_training_scale(tmp_path):
     assert code == 0, err
     net, rec = load_model(tmp_path / 'm' / 'sub')
     assert isinstance(net, SubImages) and net.combine == 'average' and net.record is rec and rec.scale == 1
+    from pssr.predict import load_for_restore
+    assert isinstance(load_for_restore(tmp_path / 'm' / 'sub'), SubImages)  # `pssr predict`'s loader restores it the same way
     img = rng.poisson(synthetic_timelapse(1, 64, seed=5)[0] * 100).astype(np.float32)[:61, :63]  # odd sides
     res = restore(net, img, progress=False)
     assert res.shape == img.shape and np.isfinite(res).all()
