@@ -261,6 +261,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'pssr.distributed.submit_blocks': ('distributed.html#submit_blocks', 'pssr/distributed.py'),
                                   'pssr.distributed.worker_block': ('distributed.html#worker_block', 'pssr/distributed.py')},
             'pssr.evaluate': { 'pssr.evaluate.ImageEvaluation': ('evaluate.html#imageevaluation', 'pssr/evaluate.py'),
+                               'pssr.evaluate._diagonal_differences': ('evaluate.html#_diagonal_differences', 'pssr/evaluate.py'),
                                'pssr.evaluate._evaluate_items': ('evaluate.html#_evaluate_items', 'pssr/evaluate.py'),
                                'pssr.evaluate._kernel_norm': ('evaluate.html#_kernel_norm', 'pssr/evaluate.py'),
                                'pssr.evaluate._planes': ('evaluate.html#_planes', 'pssr/evaluate.py'),

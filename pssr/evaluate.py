@@ -299,10 +299,14 @@ def model_degradation(model, # a saved model (`.pth`/`.json`/stem) or a network 
 
 def _planes(x) -> np.ndarray: return np.asarray(x, np.float64).reshape((-1,) + np.shape(x)[-2:])
 
+def _diagonal_differences(x) -> np.ndarray:
+    "2x2 diagonal differences of a 2D image, scaled to keep white noise's sd: noise, not ramps."
+    return (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2
+
 def noise_sd(x:np.ndarray, # a 2D image (same units as the result)
             ) -> float:
     "Robust sd of the white noise in `x`: median absolute deviation of its 2x2 diagonal differences (blind to ramps)."
-    d = (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2
+    d = _diagonal_differences(x)
     return 1.4826 * float(np.median(np.abs(d - np.median(d))))
 
 def noise_variance(x: np.ndarray, # a percentile-normalised input plane
@@ -310,14 +314,14 @@ def noise_variance(x: np.ndarray, # a percentile-normalised input plane
                   ) -> np.ndarray:
     "Per-pixel noise variance of `x`: `var = a * mean + b` (`pssr.noisefit.binned_line` over pixels; `noise_sd` if it cannot fit)."
     from pssr.noisefit import binned_line
-    floor = max(noise_sd(x) / 2, NOISE_FLOOR) ** 2
-    d = (x[:-1, :-1] - x[1:, :-1] - x[:-1, 1:] + x[1:, 1:]) / 2  # 2x2 diagonal differences: noise, not ramps
+    sd = noise_sd(x)
+    floor, d = max(sd / 2, NOISE_FLOOR) ** 2, _diagonal_differences(x)
     mean = ndimage.gaussian_filter(x, sigma)
     try:
         with warnings.catch_warnings():  # few distinct grey levels (8-bit) make the line fit ill-conditioned, not wrong
             warnings.simplefilter('ignore', np.exceptions.RankWarning)
             f = binned_line(mean[:-1, :-1].ravel(), d.ravel() ** 2, n_bins=16, stat='median', dof=1)
-    except PssrInputError: return np.full_like(x, max(noise_sd(x) ** 2, floor))  # too small or too flat to fit a line
+    except PssrInputError: return np.full_like(x, max(sd ** 2, floor))  # too small or too flat to fit a line
     return np.maximum(f['a'] * mean + f['b'], floor)
 
 def _kernel_norm(sigma: float) -> float:
