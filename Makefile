@@ -45,9 +45,11 @@ check-notebooks:
 nbtest: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/nbdev-test --n-workers 2 --do-print --timing
 
-# Headless: the napari widget tests run on Qt's offscreen platform.
+# Headless: the napari widget tests run on Qt's offscreen platform. Two pytest-xdist workers with one torch thread each
+# (a test file stays on one worker, so its module fixtures are built once): 238 s instead of 444 s on this 2-core CPU.
+PYTEST_WORKERS ?= 2
 pytest: install
-	MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/ -n $(PYTEST_WORKERS) --dist loadfile
 
 # Wheel + sdist as PyPI would get them, checked by twine (offline: the venv's setuptools, no isolated env; ~6 s).
 # (`test` runs it before pytest, so that `make test` ends with pytest's summary line.)
