@@ -424,7 +424,7 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     if start < epochs:
         budget = [Replan(plan, t0, config.minutes * 60 * BUDGET_MARGIN, config.seed), Deadline(t0, config.minutes * 60 * 1.1)] if plan else []
         cbs = [EpochSeed(config.seed), Checkpoint(config, learn.pssr_history, ck.get('smooth_loss'), plan, learn.pssr_best)] + budget + list(cbs or [])
-        cbs += selfsup_callbacks(learn, fnsm_cutoff(config)[0])  # FNSM sharpening (not below a known OTF cut-off), Neighbor2Neighbor's regulariser
+        cbs += selfsup_callbacks(learn, fnsm_cutoff(config)[0])  # FNSM sharpening (radius kept >= a known OTF cut-off), Neighbor2Neighbor's regulariser
         fit_one_cycle_maybe_distributed(learn, epochs, config.lr or DEFAULT_LR, start_epoch=start, cbs=cbs)
     learn.pssr_plan = None if plan is None else {**plan, 'elapsed_s': round(time.perf_counter() - t0, 1)}
     use_best_weights(learn)

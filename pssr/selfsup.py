@@ -513,7 +513,7 @@ def n2n_regulariser(pred:torch.Tensor, # f(g1 y): the network's output on the in
     return F.mse_loss(pred.float() - target.float(), torch.from_numpy(diff[:, None]).to(pred.device))
 
 class Neighbor2Neighbor(Callback):
-    "Add Neighbor2Neighbor's regulariser (weight ramped from 0 to `gamma`) to the loss of `NoisyPairs(n2n=True)` batches."
+    "Add Neighbor2Neighbor's regulariser to the loss of `NoisyPairs(n2n=True)` batches (training: weight ramped from 0 to `gamma`; validation: `gamma`)."
     order = 55
     def __init__(self, gamma:float=N2N_GAMMA, amend:bool=True): self.gamma, self.amend, self.full = gamma, amend, None
     def before_batch(self):
@@ -522,9 +522,12 @@ class Neighbor2Neighbor(Callback):
             self.full, self.codes = self.learn.yb[1:]
             self.learn.yb = self.learn.yb[:1]
     def after_loss(self):
-        if not self.training or self.full is None or not self.gamma: return
+        if self.full is None or not self.gamma: return
         with torch.no_grad(): fy = self.learn.model(self.full)
         reg = n2n_regulariser(self.learn.pred, self.learn.yb[0], fy, self.codes, self.amend)
+        if not self.training:  # validation scores the objective the fit heads for (full weight): it picks the best epoch
+            self.learn.loss = self.learn.loss + self.gamma * reg.detach()
+            return
         self.learn.loss_grad = self.learn.loss_grad + self.gamma * self.learn.pct_train * reg
         self.learn.loss = self.learn.loss_grad.detach().clone()
 
