@@ -300,11 +300,11 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
                       pmax:float=PMAX, # upper normalisation percentile (%)
                       sigma:float=AMEND_SIGMA, # smoothing of the expectation-gap estimate (px)
                       n_frames:int=1, # > 1 (odd): the multi-frame variant, input frames t-h..t+h without t, target t
-                      n2n_gamma:float=None, # 'subsample' at scale 1: weight of Neighbor2Neighbor's regulariser (None: `N2N_GAMMA`; 0: plain sub-image pairs)
+                      n2n_gamma:float=0., # 'subsample' at scale 1: weight of Neighbor2Neighbor's regulariser (e.g. `N2N_GAMMA`; 0: plain sub-image pairs)
                      ):
     "fastai `DataLoaders` of self-supervised `(input, target)` tiles from noisy data alone."
     _check_args(scale, size, n_frames, valid_pct)
-    gamma = N2N_GAMMA if n2n_gamma is None else n2n_gamma
+    gamma = n2n_gamma
     if not (isinstance(gamma, (int, float)) and gamma >= 0): raise PssrInputError('n2n_gamma', f'must be a number >= 0, got {gamma!r}', 'e.g. 2; 0 switches it off')
     items = _source_items(source)
     mode = resolve_mode(mode, items[0][0])
