@@ -6,23 +6,22 @@
    to be ~0; a lag-(0, 1) correlation (a confocal line scan) only matters when the model is applied to the full image.
 2. Training exactly as `pssr train` does it, through the command line (the command is recorded in the JSON):
    `pssr train --noisy LOW_SNR --self-supervised subsample --arch unet_small --size 64 --tiles 500 --epochs 8
-   --valid-pct 0.34` (both diagonal sub-image pairs, half-pixel correction, MSE + Neighbor2Neighbor's regulariser,
-   one-cycle; 1 of the 3 images is held
+   --valid-pct 0.34` (both diagonal sub-image pairs, half-pixel correction, MSE, one-cycle; 1 of the 3 images is held
    out for validation, so one field is restored by a model that never trained on it).
 3. Scoring against the high-SNR partner (used only here) with `pssr.evaluate.psnr_normalized` / `ssim_normalized`
    (the same percentile normalisation of the partner and least-squares affine fit of every candidate, full image):
    the noisy input; a Gaussian filter with the best sigma chosen WITH the ground truth (an oracle); NL-means
    (`skimage.restoration.denoise_nl_means`, sigma from `estimate_sigma`, h = 0.8 sigma as skimage recommends for
-   fast mode); the model as `pssr predict` applies it (trained with Neighbor2Neighbor's regulariser, `pssr train`'s
-   default for sub-images: the full image; an older sub-image model: `pssr.selfsup.SubImages`, four phases averaged),
-   the same with `--tta`, and, for the diagnosis, the model applied to the full image, to the four sub-images
+   fast mode); the model as `pssr predict` applies it (a plain sub-image model: `pssr.selfsup.SubImages`, four phases
+   averaged; one trained with Neighbor2Neighbor's regulariser, `n2n_gamma > 0`: the full image), the same with `--tta`, and, for the diagnosis, the model applied to the full image, to the four sub-images
    (`SubImages`), and the mean of both (two estimates whose errors differ: the sub-image one is blind to
    line-correlated noise, the full-image one keeps the full sampling).
 
     .venv/bin/python bench/selfsup_gigadb.py          # ~15 min wall on the shared 2-core machine (needs PyWavelets: `.[bench]`)
     .venv/bin/python bench/selfsup_gigadb.py --report
 
-Results: bench/results/selfsup_gigadb.json. Not a test: it needs the shared data.
+Results: bench/results/selfsup_gigadb.json. Not a test: it needs the shared data. bench/results/selfsup_gigadb_n2n.json
+is the same run made while `pssr train` used Neighbor2Neighbor's regulariser for sub-images (commit e8b4046; not adopted).
 """
 import argparse, contextlib, io, json, os, sys, tempfile, time
 from pathlib import Path
