@@ -12,15 +12,16 @@
    (the same percentile normalisation of the partner and least-squares affine fit of every candidate, full image):
    the noisy input; a Gaussian filter with the best sigma chosen WITH the ground truth (an oracle); NL-means
    (`skimage.restoration.denoise_nl_means`, sigma from `estimate_sigma`, h = 0.8 sigma as skimage recommends for
-   fast mode); the model as `pssr predict` applies it (`pssr.selfsup.SubImages`, four phases averaged), the same
-   with `--tta`, and, for the diagnosis, the model applied to the full image and the mean of both predictions (two
-   estimates whose errors differ: the sub-image one is blind to line-correlated noise, the full-image one keeps the
-   full sampling).
+   fast mode); the model as `pssr predict` applies it (a plain sub-image model: `pssr.selfsup.SubImages`, four phases
+   averaged; one trained with Neighbor2Neighbor's regulariser, `n2n_gamma > 0`: the full image), the same with `--tta`, and, for the diagnosis, the model applied to the full image, to the four sub-images
+   (`SubImages`), and the mean of both (two estimates whose errors differ: the sub-image one is blind to
+   line-correlated noise, the full-image one keeps the full sampling).
 
     .venv/bin/python bench/selfsup_gigadb.py          # ~15 min wall on the shared 2-core machine (needs PyWavelets: `.[bench]`)
     .venv/bin/python bench/selfsup_gigadb.py --report
 
-Results: bench/results/selfsup_gigadb.json. Not a test: it needs the shared data.
+Results: bench/results/selfsup_gigadb.json. Not a test: it needs the shared data. bench/results/selfsup_gigadb_n2n.json
+is the same run made while `pssr train` used Neighbor2Neighbor's regulariser for sub-images (commit e8b4046; not adopted).
 """
 import argparse, contextlib, io, json, os, sys, tempfile, time
 from pathlib import Path
@@ -113,6 +114,7 @@ def main(argv=None):
     from pssr.io import read_image
     from pssr.model_io import load_model
     from pssr.predict import restore
+    from pssr.selfsup import SubImages
     data = a.data or (shared_data_dir() / 'fluo/gigadb_bpae' if shared_data_dir() else None)
     if data is None or not (data / 'low_snr').is_dir(): sys.exit('GigaDB BPAE data not found (shared/data/fluo/gigadb_bpae)')
     load0 = os.getloadavg()
@@ -131,10 +133,12 @@ def main(argv=None):
             t0 = time.perf_counter()
             model_out = restore(net, lo, progress=False)
             t_pred = time.perf_counter() - t0
+            full = model_out if not isinstance(net, SubImages) else restore(net.model, lo, progress=False)
+            sub = model_out if isinstance(net, SubImages) else restore(SubImages(net), lo, progress=False)
             cands = {**base, 'self-supervised (pssr predict)': model_out,
                      **({} if a.no_tta else {'self-supervised, --tta': restore(net, lo, progress=False, tta=True)[0]}),
-                     'self-supervised, full image (diagnosis)': (full := restore(net.model, lo, progress=False)),
-                     'self-supervised, mean of sub-image and full image': (model_out + full) / 2}
+                     'self-supervised, full image (diagnosis)': full, 'self-supervised, sub-images (diagnosis)': sub,
+                     'self-supervised, mean of sub-image and full image': (sub + full) / 2}
             for k, v in cands.items():
                 table[f'{p.stem} | {k}'] = dict(psnr=round(psnr_normalized(gt, v), 3), ssim=round(ssim_normalized(gt, v), 4))
             diag[p.stem]['predict_wall_s'] = round(t_pred, 1)
@@ -143,7 +147,8 @@ def main(argv=None):
     cmd = 'pssr train ' + ' '.join(str(x) for x in args[:-4]) + ' --name gigadb; pssr predict models/gigadb.pth LOW_SNR'
     res = dict(command=cmd if a.model is None else f'scored a given model ({a.model.name}); {a.train_note}',
                settings=dict(epochs=len(rec.history) if a.model else a.epochs, tiles=None if a.model else a.tiles, train_images=n_train, bs=rec.config.bs,
-                             total_steps=None if a.model else a.epochs * (a.tiles * n_train // rec.config.bs), size=a.size, arch=a.arch, torch_threads=1),
+                             total_steps=None if a.model else a.epochs * (a.tiles * n_train // rec.config.bs), size=a.size, arch=a.arch, torch_threads=1,
+                             n2n_gamma=(rec.data.get('split') or {}).get('n2n_gamma', 0.)),
                held_out=held_out, machine=f'{cpu_name()}, {os.cpu_count()} cores (shared with other jobs)',
                load_start=[round(x, 2) for x in load0], load_end=[round(x, 2) for x in os.getloadavg()],
                train_cpu_min=None if a.model else round(cpu / 60, 2), train_wall_min=None if a.model else round(wall / 60, 1), valid_loss=[round(h['valid_loss'], 6) for h in rec.history],

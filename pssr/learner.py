@@ -19,7 +19,7 @@ from .io import PssrInputError, list_images, read_image
 from .config import TrainConfig, ModelConfig, ModelRecord, PRESETS, DEFAULT_LR, GAN_MIN_SIZE, check, checkpoint_dir
 from .crappify import fit_crappifier
 from .data import hr_dataloaders, pair_dataloaders, with_train_tiles
-from .selfsup import DEFAULT_RADIUS, noisy_dataloaders, otf_radius, SharpenFNSM, fnsm_modules
+from .selfsup import DEFAULT_RADIUS, noisy_dataloaders, otf_radius, selfsup_callbacks, resolve_mode, SharpenFNSM, fnsm_modules
 from .models import build_model, PSSRNet
 from .losses import get_loss, psnr_metric, ssim_metric
 from .model_io import (plain, torch_save, torch_load, unwrap, cpu_state, library_versions, describe_data, epoch_metrics,
@@ -29,8 +29,8 @@ from .model_io import (plain, torch_save, torch_load, unwrap, cpu_state, library
 __all__ = ['CKPT_PATTERN', 'BUDGET_MARGIN', 'VALID_SHARE', 'use_fp16_learner', 'use_fp16', 'opt_func_for', 'pssr_learner',
            'EpochSeed', 'list_checkpoints', 'save_checkpoint', 'remove_checkpoints', 'load_checkpoint', 'Checkpoint',
            'is_distributed', 'distrib_context', 'fit_one_cycle_maybe_distributed', 'time_steps', 'plan_schedule',
-           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'as_config', 'match_config', 'fnsm_config',
-           'use_best_weights', 'train', 'init_from']
+           'plan_budget', 'Replan', 'Deadline', 'config_dataloaders', 'as_config', 'match_config', 'fnsm_cutoff',
+           'fnsm_config', 'use_best_weights', 'train', 'init_from']
 
 # %% ../nbs/10_learner.ipynb #35c933d0
 def _dls_device(dls) -> torch.device:
@@ -214,13 +214,13 @@ def time_steps(learn:Learner, # a learner from `pssr_learner` (its model is not 
     opt = learn.opt_func(list(model.parameters()), lr=1e-6)
     batches = iter(learn.dls.train)
     def step():
-        x, y = next(batches)
+        x, y, *_ = next(batches)  # Neighbor2Neighbor batches carry two more parts
         with torch.autocast(dev.type, dtype=torch.float16, enabled=amp): loss = learn.loss_func(model(x), y)
         loss.backward(); opt.step(); opt.zero_grad(); _sync(dev)
     times = [_timed(step) for _ in range(min(n_warmup + n_timed, len(learn.dls.train)))]
     model.eval()
     def valid_batch(b):
-        x, y = b
+        x, y, *_ = b
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
             p = model(x); learn.loss_func(p, y)
             for m in learn.metrics: getattr(m, 'func', m)(p, y)
@@ -343,17 +343,24 @@ def _first_pixel_size(folder) -> float|None:
 
 
 # %% ../nbs/10_learner.ipynb #0e1cccc4
+def fnsm_cutoff(config:TrainConfig, # the training config
+               ) -> tuple:
+    "`(radius, how)`: the OTF cut-off 2 NA / λ at the network's output pixels (units of Nyquist, at most 1), or `(None, why not)`."
+    if not config.na: return None, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
+    data = config.noisy or config.hr or config.hr_dir
+    px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
+    if not px: return None, 'half the Nyquist radius (no pixel size in the data)'
+    if config.noisy:  # the FNSM filters the output: `scale` times finer than the network's input, which is every 2nd pixel for sub-images
+        first = list_images(data)[0] if Path(data).is_dir() else data
+        px = px * (2 if resolve_mode(config.self_supervised, first) == 'subsample' else 1) / config.scale
+    return min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
+
 def fnsm_config(config:TrainConfig, # the training config
                ) -> TrainConfig:
     "`config` with the FNSM's initial radius resolved: the OTF cut-off (`na`, `wavelength`, output pixel size) if known, else `DEFAULT_RADIUS`."
     if not config.fnsm or config.fnsm_radius is not None: return config
-    radius, src = DEFAULT_RADIUS, 'half the Nyquist radius (give na and wavelength for the OTF cut-off)'
-    if config.na:
-        data = config.noisy or config.hr or config.hr_dir
-        px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
-        if px and config.noisy: px = px / config.scale  # the FNSM filters the output, `scale` times finer
-        if px: radius, src = min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
-        else: src = 'half the Nyquist radius (no pixel size in the data)'
+    radius, src = fnsm_cutoff(config)
+    radius = DEFAULT_RADIUS if radius is None else radius
     print(f'FNSM: initial radius {radius:.3f} × Nyquist, {src}')
     return dataclasses.replace(config, fnsm_radius=round(float(radius), 6))
 
@@ -417,7 +424,7 @@ def train(config:TrainConfig|dict|str|Path, # a `TrainConfig`, its dict, or a JS
     if start < epochs:
         budget = [Replan(plan, t0, config.minutes * 60 * BUDGET_MARGIN, config.seed), Deadline(t0, config.minutes * 60 * 1.1)] if plan else []
         cbs = [EpochSeed(config.seed), Checkpoint(config, learn.pssr_history, ck.get('smooth_loss'), plan, learn.pssr_best)] + budget + list(cbs or [])
-        if fnsm_modules(learn.model): cbs.append(SharpenFNSM())
+        cbs += selfsup_callbacks(learn, fnsm_cutoff(config)[0])  # FNSM sharpening (radius kept >= a known OTF cut-off), Neighbor2Neighbor's regulariser
         fit_one_cycle_maybe_distributed(learn, epochs, config.lr or DEFAULT_LR, start_epoch=start, cbs=cbs)
     learn.pssr_plan = None if plan is None else {**plan, 'elapsed_s': round(time.perf_counter() - t0, 1)}
     use_best_weights(learn)

@@ -18,12 +18,12 @@ from .data import (_source_items, load_stack, make_tiles, tile_dataloaders, tile
                        _tile_rng, _check_args, dihedral)
 
 # %% auto #0
-__all__ = ['DEFAULT_RADIUS', 'SYNTHETIC_OPTICS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'RUNS', 'SUBIMAGE_COMBINE', 'otf_radius',
-           'gaussian_psf_optics', 'radial_frequency', 'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited',
-           'fit_fnsm_radius', 'expectation_gap', 'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window',
-           'BlindCentre', 'resolve_mode', 'NoisyPairs', 'pair_frames', 'noisy_dataloaders', 'synthetic_volume',
-           'add_noise', 'runs_for', 'fit_steps', 'compare_training', 'SubImages', 'restore_subimages',
-           'prediction_model']
+__all__ = ['DEFAULT_RADIUS', 'SYNTHETIC_OPTICS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'N2N_GAMMA', 'RUNS', 'SUBIMAGE_COMBINE',
+           'otf_radius', 'gaussian_psf_optics', 'radial_frequency', 'FNSM', 'fnsm_modules', 'SharpenFNSM',
+           'band_limited', 'fit_fnsm_radius', 'expectation_gap', 'neighbour_pair', 'shift_image', 'interleaved_pair',
+           'blind_window', 'BlindCentre', 'resolve_mode', 'NoisyPairs', 'pair_frames', 'noisy_dataloaders',
+           'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps', 'compare_training', 'SubImages',
+           'restore_subimages', 'prediction_model', 'n2n_regulariser', 'Neighbor2Neighbor', 'selfsup_callbacks']
 
 # %% ../nbs/12_self_supervised.ipynb #5020d2cb
 def otf_radius(na:float, # numerical aperture of the objective
@@ -94,13 +94,17 @@ def fnsm_modules(model:nn.Module, # a network (any `nn.Module`)
     return [m for m in model.modules() if type(m).__name__ == 'FNSM']
 
 class SharpenFNSM(Callback):
-    "Sharpen every FNSM's sigmoid from `start` to `end` steepness (geometric in training progress)."
+    "Sharpen every FNSM's sigmoid from `start` to `end` steepness (geometric in training progress); keep its radius >= `floor`."
     order = 60
-    def __init__(self, start:float=10.0, end:float=100.0): self.start, self.end = start, end
+    def __init__(self, start:float=10.0, end:float=100.0, floor:float|None=None): self.start, self.end, self.floor = start, end, floor
     def steepness(self, pct:float) -> float: return self.start * (self.end / self.start) ** min(max(pct, 0.0), 1.0)
     def before_batch(self):
         if not self.training: return
         for m in fnsm_modules(self.learn.model): m.steepness.fill_(self.steepness(self.learn.pct_train))
+    def after_step(self):
+        if not self.floor: return
+        with torch.no_grad():  # projected gradient: a known OTF cut-off bounds the radius from below
+            for m in fnsm_modules(self.learn.model): m.radius.clamp_(min=self.floor)
 
 # %% ../nbs/12_self_supervised.ipynb #7c3955c7
 def band_limited(n:int, # number of images
@@ -136,6 +140,7 @@ def fit_fnsm_radius(clean:np.ndarray, # clean images `(N, h, w)`, e.g. from `ban
 # %% ../nbs/12_self_supervised.ipynb #8af7ec8e
 SELF_SUPERVISED = ('time', 'space', 'subsample')
 AMEND_SIGMA = 1.0  # px, smoothing of the expectation-gap estimate
+N2N_GAMMA = 2.0  # weight of Neighbor2Neighbor's regulariser at the end of training (ramped up from 0 with the training progress)
 
 def expectation_gap(before:np.ndarray, # frame t-1 (or its crop)
                     after:np.ndarray, # frame t+2
@@ -220,10 +225,10 @@ def resolve_mode(mode:str|None, # 'time' | 'space' | 'subsample', or None to inf
 class NoisyPairs(ItemTransform):
     "`(Tile, Tile)` -> `(input, target)` tensors from one noisy stack: neighbour frames/slices or interleaved sub-images."
     def __init__(self, stacks, mode:str, scale:int=1, size:int=128, amend:bool=True, sigma:float=AMEND_SIGMA, thresholds=None,
-                 n_frames:int=1):
+                 n_frames:int=1, n2n:bool=False):
         super().__init__()
         self.stacks, self.mode, self.scale, self.size, self.amend, self.sigma = stacks, mode, scale, size, amend, sigma
-        self.n_frames = n_frames
+        self.n_frames, self.n2n = n_frames, n2n and mode == 'subsample' and scale == 1
         self.crop = 2 * size if mode == 'subsample' else size
         self.thresholds = thresholds or [foreground_threshold(s) for s in stacks]
 
@@ -239,7 +244,9 @@ class NoisyPairs(ItemTransform):
             if swap: inp = inp[::-1]
         elif self.mode == 'subsample':
             anti = bool(rng.integers(2)) if train else bool(tile.seed // 2 % 2)
-            inp, tgt = interleaved_pair(stack[tile.frame, y:y + c, x:x + c], swap, self.amend, anti)
+            crop = stack[tile.frame, y:y + c, x:x + c]
+            if self.n2n: return self.n2n_item(crop, swap, anti, int(rng.integers(8)) if train else 0)
+            inp, tgt = interleaved_pair(crop, swap, self.amend, anti)
         else:
             lo = tile.frame - 1 if self.amend else tile.frame
             inp, tgt = neighbour_pair(stack[lo:tile.frame + 3, y:y + c, x:x + c], swap, self.amend, self.sigma)
@@ -249,6 +256,12 @@ class NoisyPairs(ItemTransform):
         if self.scale > 1: inp = np.stack([downsample(np.ascontiguousarray(f), self.scale) for f in np.reshape(inp, (-1,) + inp.shape[-2:])])
         inp = np.ascontiguousarray(inp, np.float32).reshape((-1,) + inp.shape[-2:])
         return torch.from_numpy(inp), torch.from_numpy(np.ascontiguousarray(tgt, np.float32)[None])
+
+    def n2n_item(self, crop, swap:bool, anti:bool, k:int) -> tuple:
+        "Neighbor2Neighbor: `(input, target, crop, (swap, anti))`, the crop turned (`dihedral` k) before the pair is taken from it."
+        crop = np.ascontiguousarray(dihedral(crop, k), np.float32)
+        inp, tgt = interleaved_pair(crop, swap, self.amend, anti)
+        return (torch.from_numpy(inp[None]), torch.from_numpy(tgt[None]), torch.from_numpy(crop[None]), torch.tensor([swap, anti]))
 
 def pair_frames(n_total:int, # frames (or slices) in the stack
                 mode:str, # 'time' | 'space' | 'subsample'
@@ -287,9 +300,12 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
                       pmax:float=PMAX, # upper normalisation percentile (%)
                       sigma:float=AMEND_SIGMA, # smoothing of the expectation-gap estimate (px)
                       n_frames:int=1, # > 1 (odd): the multi-frame variant, input frames t-h..t+h without t, target t
+                      n2n_gamma:float=0., # 'subsample' at scale 1: weight of Neighbor2Neighbor's regulariser (e.g. `N2N_GAMMA`; 0: plain sub-image pairs)
                      ):
     "fastai `DataLoaders` of self-supervised `(input, target)` tiles from noisy data alone."
     _check_args(scale, size, n_frames, valid_pct)
+    gamma = n2n_gamma
+    if not (isinstance(gamma, (int, float)) and gamma >= 0): raise PssrInputError('n2n_gamma', f'must be a number >= 0, got {gamma!r}', 'e.g. 2; 0 switches it off')
     items = _source_items(source)
     mode = resolve_mode(mode, items[0][0])
     names = [name for _, name in items]
@@ -304,8 +320,9 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
     train, valid = make_tiles(stacks, names, frames, crop, thresholds, valid_pct, seed, tiles_per_image)
     meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=n_frames, size=size, lr_size=size // scale, source='self-supervised',
                 self_supervised=mode, amend=amend, amend_sigma=sigma, crappifier=None,
+                n2n_gamma=float(gamma) if mode == 'subsample' and scale == 1 else 0.,
                 train_images=sorted({names[t.src] for t in train}), valid_images=sorted({names[t.src] for t in valid}))
-    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames), bs, num_workers, device, meta)
+    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames, meta['n2n_gamma'] > 0), bs, num_workers, device, meta)
 
 # %% ../nbs/12_self_supervised.ipynb #ss-vol-code
 def synthetic_volume(n_slices:int=16, # number of z slices
@@ -476,8 +493,48 @@ def restore_subimages(model, # a model trained on interleaved sub-images (`self_
 def prediction_model(model:nn.Module, # a network as rebuilt from its record
                      rec, # its `pssr.config.ModelRecord`
                     ) -> nn.Module:
-    "The network as a self-supervised model predicts: multi-frame blind to its centre frame, scale-1 sub-image models at their training scale."
+    "The network as a self-supervised model predicts: multi-frame blind to its centre frame, scale-1 sub-image models at their training scale (unless trained with Neighbor2Neighbor)."
     if rec.config is None or rec.config.noisy is None: return model
     if rec.n_frames > 1: return BlindCentre(model)
-    if (rec.data.get('split') or {}).get('self_supervised') == 'subsample' and rec.scale == 1: return SubImages(model)
-    return model
+    split = rec.data.get('split') or {}
+    if split.get('self_supervised') == 'subsample' and rec.scale == 1 and not split.get('n2n_gamma'): return SubImages(model)
+    return model  # Neighbor2Neighbor-trained sub-image models restore the full image directly
+
+# %% ../nbs/12_self_supervised.ipynb #ss-n2n-code
+def n2n_regulariser(pred:torch.Tensor, # f(g1 y): the network's output on the input sub-images `(B, 1, h, w)`
+                    target:torch.Tensor, # g2 y: the target sub-images `(B, 1, h, w)`
+                    full:torch.Tensor, # f(y): the network's output on the whole crops `(B, 1, 2h, 2w)` (no gradient needed)
+                    codes:torch.Tensor, # `(B, 2)`: `swap`, `anti` of each pair, as `NoisyPairs` drew them
+                    amend:bool=True, # the targets were moved onto the input's grid (`interleaved_pair`)
+                   ) -> torch.Tensor:
+    "Neighbor2Neighbor's consistency term: mean of `(f(g1 y) − g2 y − (g1 f(y) − g2 f(y)))²`, `f(y)` sampled as each pair was."
+    fy = full.detach().float().cpu().numpy()
+    diff = np.stack([np.subtract(*interleaved_pair(f[0], bool(s), amend, bool(a))) for f, (s, a) in zip(fy, codes.tolist())])
+    return F.mse_loss(pred.float() - target.float(), torch.from_numpy(diff[:, None]).to(pred.device))
+
+class Neighbor2Neighbor(Callback):
+    "Add Neighbor2Neighbor's regulariser to the loss of `NoisyPairs(n2n=True)` batches (training: weight ramped from 0 to `gamma`; validation: `gamma`)."
+    order = 55
+    def __init__(self, gamma:float=N2N_GAMMA, amend:bool=True): self.gamma, self.amend, self.full = gamma, amend, None
+    def before_batch(self):
+        self.full = None
+        if len(self.learn.yb) == 3:  # (target, crop, codes): the loss and the metrics see the target only
+            self.full, self.codes = self.learn.yb[1:]
+            self.learn.yb = self.learn.yb[:1]
+    def after_loss(self):
+        if self.full is None or not self.gamma: return
+        with torch.no_grad(): fy = self.learn.model(self.full)
+        reg = n2n_regulariser(self.learn.pred, self.learn.yb[0], fy, self.codes, self.amend)
+        if not self.training:  # validation scores the objective the fit heads for (full weight): it picks the best epoch
+            self.learn.loss = self.learn.loss + self.gamma * reg.detach()
+            return
+        self.learn.loss_grad = self.learn.loss_grad + self.gamma * self.learn.pct_train * reg
+        self.learn.loss = self.learn.loss_grad.detach().clone()
+
+def selfsup_callbacks(learn, # a PSSR `Learner` (its model and `dls.pssr_meta` decide)
+                      fnsm_floor:float|None=None, # the known OTF cut-off (units of Nyquist): the FNSM radius stays above it; None: free
+                     ) -> list:
+    "The callbacks `pssr.learner.train` adds: `SharpenFNSM` for a model with FNSM, `Neighbor2Neighbor` for its batches."
+    cbs, meta = ([SharpenFNSM(floor=fnsm_floor)] if fnsm_modules(learn.model) else []), getattr(learn.dls, 'pssr_meta', None) or {}
+    if meta.get('n2n_gamma'): cbs.append(Neighbor2Neighbor(meta['n2n_gamma'], meta.get('amend', True)))
+    return cbs

@@ -128,19 +128,44 @@ def test_multiframe_from_the_command_line(noisy_dir, tmp_path):
     np.testing.assert_array_equal(out[3], out2[3])
 
 
-def test_subimage_model_predicts_at_its_training_scale(tmp_path):
-    "A scale-1 sub-image model reloads wrapped in `SubImages` (four phases averaged), so `pssr predict` restores as the GigaDB bench measured."
-    from pssr.selfsup import SubImages
-    d = tmp_path / 'single'; d.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
+def single_images(d, rng, n=2):
+    "`n` noisy 2D images (uint16, Poisson) in the folder `d`."
+    d.mkdir()
+    for i in range(n):
         write_tiff(d / f'img_{i}.tif', rng.poisson(synthetic_timelapse(1, 64, seed=i)[0] * 100).astype(np.uint16), axes='YX')
-    code, out, err = run_cli('--noisy', d, '--self-supervised', 'subsample', '--name', 'sub', '--models-dir', tmp_path / 'm',
-                             *TINY, '--size', 16)
+    return d
+
+
+def test_neighbor2neighbor_model_restores_at_full_resolution(tmp_path):
+    "A sub-image model trained with Neighbor2Neighbor's regulariser (`n2n_gamma`) records it and restores the full image directly (no `SubImages`)."
+    from pssr.selfsup import SubImages, N2N_GAMMA, noisy_dataloaders
+    from pssr.learner import train
+    from pssr.predict import load_for_restore
+    rng = np.random.default_rng(0)
+    d = single_images(tmp_path / 'single', rng)
+    cfg = TrainConfig(noisy=str(d), self_supervised='subsample', scale=1, arch='unet_small', size=16, bs=2, tiles_per_image=2, epochs=1,
+                      name='sub', models_dir=str(tmp_path / 'm'))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        train(cfg, dls=noisy_dataloaders(str(d), 'subsample', size=16, bs=2, tiles_per_image=2, n2n_gamma=N2N_GAMMA))
+    net, rec = load_model(tmp_path / 'm' / 'sub')
+    assert rec.data['split']['n2n_gamma'] == N2N_GAMMA and rec.scale == 1
+    assert not isinstance(net, SubImages) and not isinstance(load_for_restore(tmp_path / 'm' / 'sub'), SubImages)
+    img = rng.poisson(synthetic_timelapse(1, 64, seed=5)[0] * 100).astype(np.float32)[:61, :63]  # odd sides
+    res = restore(net, img, progress=False)
+    assert res.shape == img.shape and np.isfinite(res).all()
+
+
+def test_subimage_model_predicts_at_its_training_scale(tmp_path):
+    "`pssr train --self-supervised subsample` (plain sub-image pairs) reloads wrapped in `SubImages` (four phases averaged), as the GigaDB bench measured."
+    from pssr.selfsup import SubImages
+    from pssr.predict import load_for_restore
+    rng = np.random.default_rng(0)
+    d = single_images(tmp_path / 'single', rng)
+    code, out, err = run_cli('--noisy', d, '--self-supervised', 'subsample', '--name', 'sub', '--models-dir', tmp_path / 'm', *TINY, '--size', 16)
     assert code == 0, err
     net, rec = load_model(tmp_path / 'm' / 'sub')
     assert isinstance(net, SubImages) and net.combine == 'average' and net.record is rec and rec.scale == 1
-    from pssr.predict import load_for_restore
+    assert rec.data['split']['n2n_gamma'] == 0
     assert isinstance(load_for_restore(tmp_path / 'm' / 'sub'), SubImages)  # `pssr predict`'s loader restores it the same way
     img = rng.poisson(synthetic_timelapse(1, 64, seed=5)[0] * 100).astype(np.float32)[:61, :63]  # odd sides
     res = restore(net, img, progress=False)
