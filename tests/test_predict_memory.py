@@ -111,7 +111,8 @@ def test_out_of_core_needs_no_more_than_a_small_image(tmp_path, default_model):
     y = np.asarray(arr[:])
     assert y.shape == (2048, 2048) and np.isfinite(y).all() and y.std() > 0 and meta.pixel_size == pytest.approx(0.008)
     mib = {k: f'{v / 2**20:.0f} MiB' for k, v in peaks.items()}
-    assert peaks['zarr_2048'] < peaks['tif_1024'], mib
+    print(mib)
+    assert peaks["zarr_2048"] < peaks["tif_1024"], mib
 
 
 LEAN_CHILD = '''
