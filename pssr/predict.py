@@ -504,7 +504,7 @@ def auto_block(scale:int, # HR px per LR px
                frac:float=0.25, # fraction of what the budget leaves for one block's output buffers
                used:int|None=None, # bytes already in use; None: `BASE_RSS` (the same tiles whatever the process holds)
               ) -> int:
-    "The YX block side (LR px, multiple of 64) restored at once out of core: its float32 output, weights and copies fit in `frac` of what `budget` leaves."
+    "The YX block side (LR px, multiple of 64) restored at once out of core: as if its float32 output, weights and a copy had to fit in `frac` of what `budget` leaves (they are streamed: it sets the halo overhead and the chunk size)."
     per_px = scale**2 * 4 * ((2 if tta else 1) + 1) * 2  # accumulated output + weight sum, and the copy written out
     return int(np.clip(int(np.sqrt(frac * max(memory_left(budget, 0, used), 0) / per_px)) // 64 * 64, 128, 4096))
 
