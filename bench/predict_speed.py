@@ -9,7 +9,11 @@ ones (from the 2 GB default budget, as `pssr predict` picks them). Random weight
 trained ones.
 
 Cases (output sides at the default `--divide 1`):
-- raw: the network alone, batches of `bs` tiles (tile side as the restores use), output MP/s;
+- raw: the network alone on a 256² input (1024² output), batch 1, output MP/s: the issue's definition of the
+  network's speed, the reference of "fraction of raw";
+- raw_restore_tile: the network alone on the tile the restores of large images use (`CPU_TILE`-capped, fitted to a
+  4096² input), batch as they use it: on this CPU smaller tiles run faster per pixel (cache), so this is the faster
+  reference, reported beside the first so that nothing is hidden;
 - tif_1024, tif_4096: 256² / 1024² uint16 TIFF inputs through `predict_file` (what `pssr predict` does);
 - zarr_16384: a 4096² uint16 OME-Zarr input through the out-of-core path into an OME-Zarr pyramid.
 Each case runs in a fresh child process: start-up (process start -> first network batch, including imports,
@@ -31,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+RAWS = ('raw', 'raw_restore_tile')
 CASES = {'tif_1024': ('tif', 256), 'tif_4096': ('tif', 1024), 'zarr_16384': ('zarr', 4096)}  # kind, input side at --divide 1
 RESULTS = Path(__file__).parent / 'results' / 'predict_speed.json'
 README = Path(__file__).parents[1] / 'README.md'
@@ -68,12 +73,16 @@ def make_input(kind:str, side:int, folder:Path) -> Path:
     return path
 
 
-def child_raw(model:Path, overlap:int, bs:int|None, reps:int=3) -> dict:
-    "In the child: output MP/s of the network alone on batches of automatically sized tiles."
+RAW_TILE = 256  # LR px: the issue's "network alone maps a 256² input to a 1024² output"
+RESTORE_SIZE = 4096  # LR px: the large image whose automatic tile `raw_restore_tile` measures
+
+def child_raw(model:Path, overlap:int, bs:int|None, restore_tile:bool=False, reps:int=3) -> dict:
+    "In the child: output MP/s of the network alone on a 256² input, or on the tiles a large restore uses."
     import torch
     from pssr.predict import as_model, model_fn, tiling_defaults
     net = as_model(model, 'cpu')
-    tile, _, bs = tiling_defaults(net, None, overlap, bs)
+    if restore_tile: tile, _, bs = tiling_defaults(net, None, overlap, bs, size=RESTORE_SIZE)
+    else: tile, bs = RAW_TILE, 1
     fn = model_fn(net)
     x = np.random.default_rng(0).random((bs, net.n_frames, tile, tile), dtype=np.float32)
     fn(x)  # warm-up
@@ -117,9 +126,9 @@ def bench_case(name:str, model:Path, folder:Path, divide:int, overlap:int, bs:in
     "Prepare the input, restore it in a fresh child, measure, clean up."
     import shutil
     load0, bsarg = os.getloadavg(), (['--bs', str(bs)] if bs else [])
-    if name == 'raw':
-        r, rss = run_child(['--raw', str(model), '--overlap', str(overlap), *bsarg], threads)
-        r.update(case='raw', peak_rss_mb=rss)
+    if name in RAWS:
+        r, rss = run_child(['--raw', str(model), '--overlap', str(overlap), *bsarg, *(['--restore-tile'] if name != 'raw' else [])], threads)
+        r.update(case=name, peak_rss_mb=rss)
     else:
         kind, side = CASES[name]
         side //= divide
@@ -140,9 +149,10 @@ def write_results(rows:list, args, path:Path) -> None:
     import torch
     from pssr.io import atomic_write
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw = next((r['output_mpx_per_s'] for r in rows if r['case'] == 'raw'), None)
+    raws = {r['case']: r['output_mpx_per_s'] for r in rows if r['case'] in RAWS}
     for r in rows:
-        if raw and 'output_mpx_per_s_excluding_startup' in r: r['fraction_of_raw'] = r['output_mpx_per_s_excluding_startup'] / raw
+        for k, v in raws.items():
+            if 'output_mpx_per_s_excluding_startup' in r: r[f'fraction_of_{k}'] = r['output_mpx_per_s_excluding_startup'] / v
     doc = {'benchmark': 'pssr predict: raw network speed, end-to-end speed, start-up, peak RSS',
            'model': 'TrainConfig() defaults (lr_resnet, scale 4, mode lr), seeded, UNTRAINED; explicit overlap (see settings)',
            'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(), 'python': platform.python_version(),
@@ -158,8 +168,8 @@ def write_results(rows:list, args, path:Path) -> None:
 
 def print_row(r:dict) -> None:
     load = f"load {r['load_avg_start'][0]:.1f}-{r['load_avg_end'][0]:.1f}"
-    if r['case'] == 'raw':
-        print(f"raw network: tile {r['tile']}, {r['output_mpx_per_s']:.3f} output MP/s, peak RSS {r['peak_rss_mb']:.0f} MB ({load})")
+    if r['case'] in RAWS:
+        print(f"{r['case']} network: tile {r['tile']}, {r['output_mpx_per_s']:.3f} output MP/s, peak RSS {r['peak_rss_mb']:.0f} MB ({load})")
     else:
         print(f"{r['case']:<11} {r['input_px']:>10} -> {r['output_px']:>12}: start-up {r['startup_s']:.1f} s, "
               f"{r['output_mpx_per_s_excluding_startup']:.3f} MP/s after start-up, peak RSS {r['peak_rss_mb']:.0f} MB ({load})")
@@ -168,20 +178,22 @@ def print_row(r:dict) -> None:
 def table(doc:dict) -> str:
     "The results as a markdown table (what README shows)."
     rows = {r['case']: r for r in doc['cases']}
-    raw = rows.get('raw')
     st = doc['settings']
     lines = [f"Measured {doc.get('date', '')} by `bench/predict_speed.py` ({doc['machine']['cpus']} CPU cores, {st['threads']} torch "
              f"threads, input sides divided by {st['divide']}; default model, untrained, overlap {st['overlap']} LR px):", '',
-             '| case | output | start-up to first tile (s) | output MP/s excl. start-up | fraction of raw | peak RSS (MB) | load avg |',
-             '|---|---|---:|---:|---:|---:|---:|']
-    if raw:
-        lines.append(f"| network alone (tile {raw['tile']}, batch {raw['bs']}) | | | {raw['output_mpx_per_s']:.3f} | 1 | "
-                     f"{raw['peak_rss_mb']:.0f} | {raw['load_avg_start'][0]:.1f} |")
+             '| case | output | start-up to first tile (s) | output MP/s excl. start-up | fraction of raw (256² tile) '
+             '| fraction of raw (restore tile) | peak RSS (MB) | load avg |',
+             '|---|---|---:|---:|---:|---:|---:|---:|']
+    for name, label in (('raw', 'network alone, 256² input'), ('raw_restore_tile', "network alone, the restores' tile")):
+        raw = rows.get(name)
+        if raw: lines.append(f"| {label} (tile {raw['tile']}, batch {raw['bs']}) | | | {raw['output_mpx_per_s']:.3f} | "
+                             f"{'1' if name == 'raw' else ''} | {'1' if name != 'raw' else ''} | {raw['peak_rss_mb']:.0f} | "
+                             f"{raw['load_avg_start'][0]:.1f} |")
     for name in CASES:
         r = rows.get(name)
         if r: lines.append(f"| {'TIFF in, TIFF out' if r['kind'] == 'tif' else 'OME-Zarr in, OME-Zarr pyramid out'} | "
                            f"{r['output_px']} | {r['startup_s']:.1f} | {r['output_mpx_per_s_excluding_startup']:.3f} | "
-                           f"{r.get('fraction_of_raw', float('nan')):.2f} | {r['peak_rss_mb']:.0f} | {r['load_avg_start'][0]:.1f} |")
+                           f"{r.get('fraction_of_raw', float('nan')):.2f} | {r.get('fraction_of_raw_restore_tile', float('nan')):.2f} | {r['peak_rss_mb']:.0f} | {r['load_avg_start'][0]:.1f} |")
     return '\n'.join(lines)
 
 
@@ -199,7 +211,8 @@ def update_readme(results:Path=RESULTS, readme:Path=README) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--cases', nargs='+', default=['raw', *CASES], choices=['raw', *CASES])
+    p.add_argument('--cases', nargs='+', default=[*RAWS, *CASES], choices=[*RAWS, *CASES])
+    p.add_argument('--restore-tile', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--divide', type=int, default=1, help='divide every input side by this (e.g. 8 for a quick run)')
     p.add_argument('--overlap', type=int, default=16, help='tile overlap in LR px (explicit: the model is untrained)')
     p.add_argument('--bs', type=int, default=None, help='tiles per batch (default: automatic, as pssr predict)')
@@ -215,7 +228,7 @@ def main(argv=None):
     if args.raw or args.child:
         import torch
         torch.set_num_threads(args.threads)
-        r = child_raw(Path(args.raw), args.overlap, args.bs) if args.raw else \
+        r = child_raw(Path(args.raw), args.overlap, args.bs, args.restore_tile) if args.raw else \
             child_restore(*map(Path, args.child), args.overlap, args.bs)
         print(json.dumps(r))
         return 0
@@ -229,7 +242,7 @@ def main(argv=None):
             print_row(rows[-1])
     print(f'\nwrote {args.out}\n')
     print(table(json.loads(args.out.read_text())))
-    if args.out == RESULTS and args.cases == ['raw', *CASES]:
+    if args.out == RESULTS and args.cases == [*RAWS, *CASES]:
         update_readme()
         print(f'updated {README}')
     return 0

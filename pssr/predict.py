@@ -550,7 +550,7 @@ def size_robust(model:torch.nn.Module, # a network with `.config` (and `.record`
     return not cfg.self_attention and side // stride >= 4
 
 BIG_TILE = 256  # automatic batches shrink (down to 1 tile) until tiles reach this side: on a CPU a batch is no faster per pixel
-CPU_TILE = 192  # on a CPU, an image needing several automatic tiles gets tiles of at most this side: less CPU time per output pixel than 276 px tiles and a steady forward peak (measured, see below)
+CPU_TILE = 192  # on a CPU, an image wider than this gets automatic tiles of at most this side: less CPU time per output pixel than 256-320 px tiles and a steady forward peak (measured, see below)
 
 def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
                     tile:int|None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
@@ -573,7 +573,7 @@ def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `
         while bs is None and n > 1 and tile < BIG_TILE: n //= 2; tile = auto_tile(model, n, tta, budget, reserve)
     if overlap is None: overlap = default_overlap(model, tile)
     extent = size and size + 2 * (mirror_border(overlap) + (block_halo(overlap) if halo else 0))
-    if auto and size and extent > tile and next(model.parameters()).device.type == 'cpu': tile = min(tile, CPU_TILE)  # several tiles anyway
+    if auto and size and extent > CPU_TILE and next(model.parameters()).device.type == 'cpu': tile = min(tile, CPU_TILE)  # faster per pixel, even as several tiles
     if auto and size: tile = max(fit_tile(extent, tile, overlap, getattr(model, 'size_multiple', MULTIPLE)), overlap + 1)
     check_tiling(tile, overlap)
     return tile, overlap, n
