@@ -20,6 +20,9 @@ and scores PSNR/SSIM of the held-out stack against its ground truth.
     .venv/bin/python bench/selfsup_compare.py --report
 
 Results: bench/results/selfsup_compare.json (one section per mode; machine and load recorded with each).
+bench/results/selfsup_compare_sharpened_unknown.json is the same benchmark from before the FNSM without known optics
+stayed soft (commit 90ebf26: its mask was sharpened to steepness 100 like the one with known optics, and lost 0.25 dB on
+the time-lapse).
 """
 import argparse, fcntl, json, os, platform, sys, tempfile, time
 from pathlib import Path

@@ -30,7 +30,7 @@ def encoder_stride(arch:str, # encoder name, one of `ARCHS`
 MODES = ('lr', 'upsampled')
 NORM_TYPES = ('weight', 'batch', 'instance', 'spectral', 'batchzero', 'instancezero', 'none')
 LOSSES = ('mse', 'l1', 'msssim_l1', 'perceptual')  # pixel losses (`pssr.losses.get_loss`)
-SELF_SUPERVISED = ('time', 'space', 'subsample')  # `pssr.selfsup` pairing modes
+SELF_SUPERVISED = ('time', 'space', 'subsample', 'blindspot')  # `pssr.selfsup` modes: neighbour pairs, sub-image pairs, blind-spot (Noise2Void) items
 FP16_CHOICES = ('auto', True, False)
 DEFAULT_LR = 4e-3  # one-cycle peak for AdamW: best of 1e-3/4e-3 for the default model in bench/quality_budget.py
 GAN_MIN_SIZE = 32  # HR crop side the patch critic needs (three stride-2 convolutions leave a 4 x 4 patch map)
@@ -190,7 +190,7 @@ class TrainConfig:
     resume: bool = False               # continue from the last checkpoint in `<models_dir>/<name>_ckpt`
     device: str|None = None            # 'cpu', 'cuda', 'cuda:1'...; None: CUDA if available
     noisy: str|None = None             # folder of noisy stacks/images: self-supervised training, no clean data (`pssr.selfsup`)
-    self_supervised: str|None = None   # with `noisy`: 'time' (TiS) | 'space' (SiS) | 'subsample' (2D); None: from the files' axes
+    self_supervised: str|None = None   # with `noisy`: 'time' (TiS) | 'space' (SiS) | 'subsample' | 'blindspot' (2D); None: from the files' axes
     amend: bool = True                 # with `noisy`: rDL's amending constraint (neighbours) / half-pixel correction (sub-images)
     na: float|None = None              # numerical aperture (for the FNSM's initial radius)
     wavelength: float|None = None      # emission wavelength in nm (for the FNSM's initial radius)
@@ -254,6 +254,8 @@ class TrainConfig:
           f'unknown mode {self.self_supervised!r}', f'use one of {SELF_SUPERVISED}')
         c(self.self_supervised is None or self.noisy is not None, 'self_supervised', 'self-supervision needs noisy data',
           'pass noisy=FOLDER (pssr train --noisy DIR)')
+        c(self.self_supervised != 'blindspot' or self.scale == 1, 'self_supervised', f'blindspot trains a denoiser, but scale is {self.scale}',
+          'use --scale 1, or time/space/subsample pairs for denoise-then-PSSR')
         for f in ('na', 'wavelength'):
             v = getattr(self, f)
             c(v is None or is_number(v, positive=True), f, f'must be a positive number or None, got {v!r}', 'e.g. na=1.4, wavelength=520 (nm)')

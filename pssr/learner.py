@@ -350,9 +350,9 @@ def fnsm_cutoff(config:TrainConfig, # the training config
     data = config.noisy or config.hr or config.hr_dir
     px = config.hr_pixel_size or (_first_pixel_size(data) if data else None)
     if not px: return None, 'half the Nyquist radius (no pixel size in the data)'
-    if config.noisy:  # the FNSM filters the output: `scale` times finer than the network's input, which is every 2nd pixel for sub-images
+    if config.noisy:  # the FNSM filters the output, on the grid of the targets: the files' pixels, every 2nd one for sub-images (the input is downsampled by `scale`, not the target)
         first = list_images(data)[0] if Path(data).is_dir() else data
-        px = px * (2 if resolve_mode(config.self_supervised, first) == 'subsample' else 1) / config.scale
+        px = px * (2 if resolve_mode(config.self_supervised, first) == 'subsample' else 1)
     return min(otf_radius(config.na, config.wavelength, px), 1.0), f'the OTF cut-off 2 NA / λ at {px * 1000:.4g} nm pixels'
 
 def fnsm_config(config:TrainConfig, # the training config

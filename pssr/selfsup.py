@@ -18,12 +18,14 @@ from .data import (_source_items, load_stack, make_tiles, tile_dataloaders, tile
                        _tile_rng, _check_args, dihedral)
 
 # %% auto #0
-__all__ = ['DEFAULT_RADIUS', 'SYNTHETIC_OPTICS', 'SELF_SUPERVISED', 'AMEND_SIGMA', 'N2N_GAMMA', 'RUNS', 'SUBIMAGE_COMBINE',
-           'otf_radius', 'gaussian_psf_optics', 'radial_frequency', 'FNSM', 'fnsm_modules', 'SharpenFNSM',
-           'band_limited', 'fit_fnsm_radius', 'expectation_gap', 'neighbour_pair', 'shift_image', 'interleaved_pair',
-           'blind_window', 'BlindCentre', 'resolve_mode', 'NoisyPairs', 'pair_frames', 'noisy_dataloaders',
-           'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps', 'compare_training', 'SubImages',
-           'restore_subimages', 'prediction_model', 'n2n_regulariser', 'Neighbor2Neighbor', 'selfsup_callbacks']
+__all__ = ['DEFAULT_RADIUS', 'SYNTHETIC_OPTICS', 'SOFT_STEEPNESS', 'AMEND_SIGMA', 'N2N_GAMMA', 'BLIND_DENSITY',
+           'LINE_CORRELATION', 'RUNS', 'SUBIMAGE_COMBINE', 'otf_radius', 'gaussian_psf_optics', 'radial_frequency',
+           'FNSM', 'fnsm_modules', 'SharpenFNSM', 'band_limited', 'fit_fnsm_radius', 'expectation_gap',
+           'neighbour_pair', 'shift_image', 'interleaved_pair', 'blind_window', 'BlindCentre', 'line_correlation',
+           'blind_axis', 'blindspot_item', 'BlindSpotLoss', 'resolve_mode', 'NoisyPairs', 'pair_frames',
+           'noisy_dataloaders', 'synthetic_volume', 'add_noise', 'runs_for', 'fit_steps', 'compare_training',
+           'SubImages', 'restore_subimages', 'prediction_model', 'n2n_regulariser', 'Neighbor2Neighbor',
+           'selfsup_callbacks']
 
 # %% ../nbs/12_self_supervised.ipynb #5020d2cb
 def otf_radius(na:float, # numerical aperture of the objective
@@ -93,6 +95,8 @@ def fnsm_modules(model:nn.Module, # a network (any `nn.Module`)
     "Every `FNSM` in `model` (by class name, so that a notebook's own definition counts too)."
     return [m for m in model.modules() if type(m).__name__ == 'FNSM']
 
+SOFT_STEEPNESS = 10.0  # the FNSM's steepness throughout training when no OTF cut-off is known (not sharpened: a binary cut inside the band rings)
+
 class SharpenFNSM(Callback):
     "Sharpen every FNSM's sigmoid from `start` to `end` steepness (geometric in training progress); keep its radius >= `floor`."
     order = 60
@@ -138,7 +142,7 @@ def fit_fnsm_radius(clean:np.ndarray, # clean images `(N, h, w)`, e.g. from `ban
     return hist
 
 # %% ../nbs/12_self_supervised.ipynb #8af7ec8e
-SELF_SUPERVISED = ('time', 'space', 'subsample')
+from .config import SELF_SUPERVISED  # the modes, where the configuration validates them
 AMEND_SIGMA = 1.0  # px, smoothing of the expectation-gap estimate
 N2N_GAMMA = 2.0  # weight of Neighbor2Neighbor's regulariser at the end of training (ramped up from 0 with the training progress)
 
@@ -206,8 +210,73 @@ class BlindCentre(nn.Module):
         x[:, self.n_frames // 2] = 0
         return self.model(x)
 
+# %% ../nbs/12_self_supervised.ipynb #ss-bs-code
+BLIND_DENSITY = 0.03  # fraction of a crop's pixels hidden from the network and scored (Noise2Void uses 0.2-2 %)
+LINE_CORRELATION = 0.15  # `line_correlation` beyond which an image's noise is taken as correlated along rows (> 0) or columns (< 0)
+
+def line_correlation(x:np.ndarray, # a 2D noisy image
+                    ) -> float:
+    "Lag-1 correlation of `x`'s high-pass (minus its Gaussian(1 px) blur) along rows minus along columns: > 0 for noise correlated along the rows."
+    x = np.asarray(x, np.float64)
+    hp = x - ndimage.gaussian_filter(x, 1)
+    corr = lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1] if a.std() > 0 and b.std() > 0 else 0.0
+    return float(corr(hp[:, 1:], hp[:, :-1]) - corr(hp[1:], hp[:-1]))
+
+def blind_axis(x:np.ndarray, # a 2D noisy image, or a stack (its middle plane is measured)
+               threshold:float=LINE_CORRELATION, # `line_correlation` beyond which the noise is line-correlated
+              ) -> str|None:
+    "The axis along which `x`'s noise is correlated ('x': rows, 'y': columns), or None (pixel-independent): the blind spot's shape."
+    x = np.asarray(x)
+    c = line_correlation(x if x.ndim == 2 else x[len(x) // 2])
+    return 'x' if c > threshold else 'y' if c < -threshold else None
+
+def _reflect(v:np.ndarray, n:int) -> np.ndarray:
+    "Indices reflected into `[0, n)` (edge not repeated): the blind line's neighbours at the crop's border."
+    v = np.abs(v)
+    return np.where(v > n - 1, 2 * (n - 1) - v, v)
+
+def _donor(p:np.ndarray, o:np.ndarray, n:int) -> np.ndarray:
+    "Index `p + o`, or `p - o` where that falls outside `[0, n)`: always `|o|` px from `p` (n >= 5, |o| <= 2)."
+    q = p + o
+    return np.where((q < 0) | (q > n - 1), p - o, q)
+
+def blindspot_item(crop:np.ndarray, # a 2D noisy crop (h, w), h and w >= 5
+                   rng:np.random.Generator, # random generator (the tile's)
+                   density:float=BLIND_DENSITY, # fraction of the pixels hidden and scored
+                   axis:str|None=None, # None: one hidden pixel; 'x' / 'y': also its two neighbours along that axis (`blind_axis`)
+                  ) -> tuple:
+    "`(input, target, mask)`: the crop with random pixels (and their blind-line neighbours) replaced by pixels 1-2 px off that line; the crop; the scored pixels."
+    h, w = crop.shape
+    crop = np.asarray(crop, np.float32)
+    n = max(1, int(round(density * h * w)))
+    ys, xs = np.divmod(rng.choice(h * w, n, replace=False), w)
+    inp, off_line = crop.copy(), {'x': 0, 'y': 1}.get(axis, 0)  # the offset that must not be 0: rows for 'x', columns for 'y'
+    for d in ((-1, 0, 1) if axis else (0,)):
+        py, px = (ys, _reflect(xs + d, w)) if axis == 'x' else (_reflect(ys + d, h), xs)
+        off = rng.integers(-2, 3, (2, n))
+        bad = off[off_line] == 0 if axis else (off[0] == 0) & (off[1] == 0)
+        off[off_line][bad] = rng.choice([-2, -1, 1, 2], int(bad.sum()))
+        inp[py, px] = crop[_donor(py, off[0], h), _donor(px, off[1], w)]
+    mask = np.zeros((h, w), bool)
+    mask[ys, xs] = True
+    return inp, crop, mask
+
+class BlindSpotLoss(Callback):
+    "Score blind-spot batches `(input, target, mask)`: the MSE over the hidden pixels only (training and validation)."
+    order = 55
+    def before_batch(self):
+        self.mask = None
+        if len(self.learn.yb) == 2:  # (target, mask): the loss and the metrics see the target only
+            self.mask = self.learn.yb[1].bool()
+            self.learn.yb = self.learn.yb[:1]
+    def after_loss(self):
+        if self.mask is None: return
+        loss = F.mse_loss(self.learn.pred.float()[self.mask], self.learn.yb[0].float()[self.mask])
+        if self.training: self.learn.loss_grad = loss
+        self.learn.loss = loss.detach().clone()
+
 # %% ../nbs/12_self_supervised.ipynb #23ebcffd
-def resolve_mode(mode:str|None, # 'time' | 'space' | 'subsample', or None to infer it from `item`
+def resolve_mode(mode:str|None, # 'time' | 'space' | 'subsample' | 'blindspot', or None to infer it from `item`
                  item, # an image file (its axes decide) or an array (its dimensions decide)
                 ) -> str:
     "The self-supervision for `item` (a file or array): `mode` if given, else from its axes (`Z` -> space, stack -> time, 2D -> subsample)."
@@ -223,10 +292,11 @@ def resolve_mode(mode:str|None, # 'time' | 'space' | 'subsample', or None to inf
     return 'space' if 'Z' in axes else 'time'
 
 class NoisyPairs(ItemTransform):
-    "`(Tile, Tile)` -> `(input, target)` tensors from one noisy stack: neighbour frames/slices or interleaved sub-images."
+    "`(Tile, Tile)` -> `(input, target)` tensors from one noisy stack: neighbour frames/slices or interleaved sub-images; `(input, target, mask)` for blind-spot items."
     def __init__(self, stacks, mode:str, scale:int=1, size:int=128, amend:bool=True, sigma:float=AMEND_SIGMA, thresholds=None,
-                 n_frames:int=1, n2n:bool=False):
+                 n_frames:int=1, n2n:bool=False, blind:list|None=None):
         super().__init__()
+        self.blind = blind or [None] * len(stacks)  # per stack: the blind spot's axis (`blind_axis`)
         self.stacks, self.mode, self.scale, self.size, self.amend, self.sigma = stacks, mode, scale, size, amend, sigma
         self.n_frames, self.n2n = n_frames, n2n and mode == 'subsample' and scale == 1
         self.crop = 2 * size if mode == 'subsample' else size
@@ -242,6 +312,10 @@ class NoisyPairs(ItemTransform):
             h = self.n_frames // 2
             inp, tgt = blind_window(stack[tile.frame - h:tile.frame + h + 1, y:y + c, x:x + c])
             if swap: inp = inp[::-1]
+        elif self.mode == 'blindspot':
+            inp, tgt, mask = blindspot_item(stack[tile.frame, y:y + c, x:x + c], rng, BLIND_DENSITY, self.blind[tile.src])
+            k = int(rng.integers(8)) if train else 0  # the blind line turns with the crop
+            return tuple(torch.from_numpy(np.ascontiguousarray(dihedral(a, k))[None]) for a in (inp, tgt, mask))
         elif self.mode == 'subsample':
             anti = bool(rng.integers(2)) if train else bool(tile.seed // 2 % 2)
             crop = stack[tile.frame, y:y + c, x:x + c]
@@ -270,10 +344,10 @@ def pair_frames(n_total:int, # frames (or slices) in the stack
                 n_frames:int=1, # > 1 (odd): the multi-frame variant (t-h..t+h)
                ) -> range:
     "The first frames `t` of the pairs `(t, t+1)` a stack of `n_total` frames offers (every frame for sub-images; centre frames for `n_frames > 1`)."
-    if mode == 'subsample' and n_frames > 1:
-        raise PssrInputError('n_frames', f'{n_frames} frames need stacks, but sub-image self-supervision works on single images',
+    if mode in ('subsample', 'blindspot') and n_frames > 1:
+        raise PssrInputError('n_frames', f'{n_frames} frames need stacks, but {mode} self-supervision works on single images',
                              'use n_frames=1, or time/space self-supervision on stacks')
-    if mode == 'subsample': return range(n_total)
+    if mode in ('subsample', 'blindspot'): return range(n_total)
     if n_frames > 1:
         if n_total < n_frames:
             raise PssrInputError(name, f'has {n_total} frame(s); the {n_frames}-frame variant needs {n_frames}', 'use fewer frames (n_frames=3) or longer stacks')
@@ -286,7 +360,7 @@ def pair_frames(n_total:int, # frames (or slices) in the stack
 
 # %% ../nbs/12_self_supervised.ipynb #752d0306
 def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy stacks (or 2D images for 'subsample')
-                      mode:str|None=None, # 'time' | 'space' | 'subsample'; None: from each source's axes (first source decides)
+                      mode:str|None=None, # 'time' | 'space' | 'subsample' | 'blindspot'; None: from each source's axes (first source decides)
                       amend:bool=True, # apply rDL's amending constraint (neighbours) / the half-pixel correction (sub-images)
                       scale:int=1, # > 1: the input is downsampled by `scale` (denoise-then-PSSR)
                       size:int=128, # target crop size (px); sub-images are cut from a 2*size crop
@@ -315,14 +389,17 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
         if min(s.shape[-2:]) < crop:
             raise PssrInputError(name, f'image is {s.shape[-2]}x{s.shape[-1]} px, smaller than the {crop} px crop',
                                  'use a smaller size' + (' (sub-images are cut from 2 * size px crops)' if mode == 'subsample' else ''))
+    if mode == 'blindspot' and scale != 1:
+        raise PssrInputError('scale', f'{scale}: blind-spot self-supervision trains a denoiser', 'use scale 1 (or time/space/subsample pairs for scale > 1)')
     frames = [pair_frames(len(s), mode, amend, name, n_frames) for s, name in zip(stacks, names)]
+    blind = [blind_axis(s) for s in stacks] if mode == 'blindspot' else None
     thresholds = [foreground_threshold(s) for s in stacks]
     train, valid = make_tiles(stacks, names, frames, crop, thresholds, valid_pct, seed, tiles_per_image)
     meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=n_frames, size=size, lr_size=size // scale, source='self-supervised',
                 self_supervised=mode, amend=amend, amend_sigma=sigma, crappifier=None,
-                n2n_gamma=float(gamma) if mode == 'subsample' and scale == 1 else 0.,
+                n2n_gamma=float(gamma) if mode == 'subsample' and scale == 1 else 0., **({'blind_axes': dict(zip(names, blind))} if blind else {}),
                 train_images=sorted({names[t.src] for t in train}), valid_images=sorted({names[t.src] for t in valid}))
-    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames, meta['n2n_gamma'] > 0), bs, num_workers, device, meta)
+    return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames, meta['n2n_gamma'] > 0, blind), bs, num_workers, device, meta)
 
 # %% ../nbs/12_self_supervised.ipynb #ss-vol-code
 def synthetic_volume(n_slices:int=16, # number of z slices
@@ -493,7 +570,7 @@ def restore_subimages(model, # a model trained on interleaved sub-images (`self_
 def prediction_model(model:nn.Module, # a network as rebuilt from its record
                      rec, # its `pssr.config.ModelRecord`
                     ) -> nn.Module:
-    "The network as a self-supervised model predicts: multi-frame blind to its centre frame, scale-1 sub-image models at their training scale (unless trained with Neighbor2Neighbor)."
+    "The network as a self-supervised model predicts: multi-frame blind to its centre frame, scale-1 sub-image models at their training scale (unless trained with Neighbor2Neighbor), blind-spot models as they are (full image)."
     if rec.config is None or rec.config.noisy is None: return model
     if rec.n_frames > 1: return BlindCentre(model)
     split = rec.data.get('split') or {}
@@ -532,9 +609,11 @@ class Neighbor2Neighbor(Callback):
         self.learn.loss = self.learn.loss_grad.detach().clone()
 
 def selfsup_callbacks(learn, # a PSSR `Learner` (its model and `dls.pssr_meta` decide)
-                      fnsm_floor:float|None=None, # the known OTF cut-off (units of Nyquist): the FNSM radius stays above it; None: free
+                      fnsm_floor:float|None=None, # the known OTF cut-off (units of Nyquist): the FNSM radius stays above it and its edge is sharpened; None: free and soft
                      ) -> list:
-    "The callbacks `pssr.learner.train` adds: `SharpenFNSM` for a model with FNSM, `Neighbor2Neighbor` for its batches."
-    cbs, meta = ([SharpenFNSM(floor=fnsm_floor)] if fnsm_modules(learn.model) else []), getattr(learn.dls, 'pssr_meta', None) or {}
+    "The callbacks `pssr.learner.train` adds: `SharpenFNSM` for a model with FNSM, `Neighbor2Neighbor` or `BlindSpotLoss` for their batches."
+    sharpen = SharpenFNSM(floor=fnsm_floor) if fnsm_floor else SharpenFNSM(end=SOFT_STEEPNESS)  # no physical cut-off: the mask stays soft
+    cbs, meta = ([sharpen] if fnsm_modules(learn.model) else []), getattr(learn.dls, 'pssr_meta', None) or {}
     if meta.get('n2n_gamma'): cbs.append(Neighbor2Neighbor(meta['n2n_gamma'], meta.get('amend', True)))
+    if meta.get('self_supervised') == 'blindspot': cbs.append(BlindSpotLoss())
     return cbs

@@ -172,3 +172,25 @@ def test_subimage_model_predicts_at_its_training_scale(tmp_path):
     assert res.shape == img.shape and np.isfinite(res).all()
     phases = [restore(net.model, img[dy::2, dx::2], progress=False) for dy in (0, 1) for dx in (0, 1)]
     np.testing.assert_allclose(res[::2, ::2].mean(), np.mean([p.mean() for p in phases]), rtol=0.05)  # the four phases' estimates, averaged
+
+
+def test_blindspot_from_the_command_line(tmp_path):
+    "`pssr train --self-supervised blindspot` records each image's blind-spot shape (line-correlated noise: 'x'), restores the full image unwrapped, and refuses a scale > 1."
+    from pssr.selfsup import SubImages, BlindCentre
+    from pssr.predict import load_for_restore
+    rng = np.random.default_rng(0)
+    d = tmp_path / 'single'; d.mkdir()
+    clean = synthetic_timelapse(2, 64, seed=1) * 100
+    write_tiff(d / 'widefield.tif', rng.poisson(clean[0]).astype(np.uint16), axes='YX')
+    white = rng.normal(0, 20, (64, 65))
+    write_tiff(d / 'confocal.tif', np.clip(clean[1] + 200 + white[:, 1:] + white[:, :-1], 0, None).astype(np.uint16), axes='YX')  # noise correlated along rows
+    code, out, err = run_cli('--noisy', d, '--self-supervised', 'blindspot', '--name', 'bs', '--models-dir', tmp_path / 'm', *TINY)
+    assert code == 0, err
+    net, rec = load_model(tmp_path / 'm' / 'bs')
+    axes = {k.split('/')[-1]: v for k, v in rec.data['split']['blind_axes'].items()}
+    assert axes == {'widefield.tif': None, 'confocal.tif': 'x'}, axes
+    assert not isinstance(net, (SubImages, BlindCentre)) and not isinstance(load_for_restore(tmp_path / 'm' / 'bs'), (SubImages, BlindCentre))
+    res = restore(net, clean[0][:61, :63], progress=False)
+    assert res.shape == (61, 63) and np.isfinite(res).all()
+    code, out, err = run_cli('--noisy', d, '--self-supervised', 'blindspot', '--scale', 2, '--models-dir', tmp_path / 'm2', *TINY)
+    assert code == 2 and 'denoiser' in err and len(err.strip().splitlines()) <= 2, err
