@@ -150,8 +150,9 @@ def main(argv=None):
             net, rec = models[p.stem if a.per_image else 'gigadb']
             lo, gt = (read_image(q)[0].astype(np.float32) for q in (p, data / 'high_snr' / p.name))
             base, sig = baselines(lo, gt)
+            n = normalize_percentile(lo)
             diag[p.stem] = dict(noise_lag_correlation=noise_diagnosis(lo, gt), **sig, held_out=p.name in {Path(h).name for h in held_out},
-                                line_correlation=round(line_correlation(normalize_percentile(lo)), 3), blind_axis=blind_axis(normalize_percentile(lo)))
+                                line_correlation=round(line_correlation(n), 3), blind_axis=blind_axis(n))
             t0 = time.perf_counter()
             model_out = restore(net, lo, progress=False)
             t_pred = time.perf_counter() - t0

@@ -10,10 +10,11 @@ __all__ = ['MULTIPLE', 'NORM_LAYERS', 'MAX_MEMORY', 'BASE_RSS', 'MEMORY_MARGIN',
            'upsampler', 'TorchPSSRNet', 'fast_record', 'load_for_restore', 'train_lr_size', 'model_name', 'as_model',
            'PeakTracker', 'forward_bytes_per_pixel', 'parse_memory', 'memory_left', 'output_bytes', 'strip_bytes',
            'auto_tile', 'auto_block', 'fit_tile', 'receptive_halo', 'default_overlap', 'size_robust', 'tiling_defaults',
-           'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path', 'is_zarr', 'provenance',
-           'dtype_note', 'predict_file', 'sample_pixels', 'zarr_percentile_range', 'release_memory', 'halo_slices',
-           'read_block', 'block_writer', 'restore_blocks', 'lazy_plan', 'write_blocks', 'scratch_arrays',
-           'predict_lazy', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict', 'print_trust']
+           'strip_tiling', 'to_input_units', 'check_input', 'percentiles', 'frame_inputs', 'restore', 'output_path',
+           'is_zarr', 'provenance', 'dtype_note', 'predict_file', 'sample_pixels', 'zarr_percentile_range',
+           'release_memory', 'halo_slices', 'read_block', 'block_writer', 'restore_blocks', 'lazy_plan', 'write_blocks',
+           'scratch_arrays', 'predict_lazy', 'predict_zarr', 'cli_outputs', 'check_cli_outputs', 'cli_predict',
+           'print_trust']
 
 # %% ../nbs/13_predict.ipynb #facce3f8
 import argparse, ctypes, functools, gc, os, re, shutil, tempfile, warnings, weakref
@@ -578,6 +579,29 @@ def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `
     check_tiling(tile, overlap)
     return tile, overlap, n
 
+def strip_tiling(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
+                 tile:int|None, # as `tiling_defaults`
+                 overlap:int|None, # as `tiling_defaults`
+                 bs:int|None, # as `tiling_defaults`
+                 tta:bool, # as `tiling_defaults`
+                 budget:int, # peak-memory budget of the whole process (bytes)
+                 reserve:int, # bytes of image buffers the caller holds, besides the blending strip
+                 width:int, # LR px the strip spans (the image or block, with its border)
+                 size:int, # longest side (LR px) of the region the tiles cover
+                 halo:bool=False, # as `tiling_defaults`
+                ) -> tuple[int, int, int]:
+    "`tiling_defaults` with `predict_tiled`'s blending strip reserved too: the strip's height follows the tile, so the tile is chosen twice."
+    t0 = tiling_defaults(model, tile, overlap, bs, tta, budget, reserve, size, halo)[0]
+    return tiling_defaults(model, tile, overlap, bs, tta, budget, reserve + strip_bytes(width, t0, model.scale, tta), size, halo)
+
+def to_input_units(y:np.ndarray, # (K, …) float32 restored outputs: the mean (and the std), changed in place
+                   lo:float, # input value mapped to 0
+                   hi:float, # input value mapped to 1
+                  ) -> np.ndarray:
+    "Map normalised outputs back to the input's units in place (as `pssr.io.denormalize`): all scaled by `hi - lo`, the mean (index 0) also shifted by `lo`."
+    y *= np.float32(hi - lo + EPS); y[0] += np.float32(lo)
+    return y
+
 # %% ../nbs/13_predict.ipynb #a613612b
 def check_input(x, # LR image (Y, X) or stack (N, Y, X)
                 n_frames:int=1, # input frames of the model (a multi-frame model needs a stack)
@@ -630,16 +654,14 @@ def restore(model:torch.nn.Module|str|Path, # a PSSR network, or the path of a s
     xn = normalize(x, lo, hi)
     s, n = net.scale, 1 if x.ndim == 2 else len(x)
     reserve = output_bytes((n,) + x.shape[-2:], s, tta)  # the output; tiles are blended in a strip of it, written as it is finished
-    t0 = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, max(x.shape[-2:]))[0]
-    reserve += strip_bytes(x.shape[-1] + 64, t0, s, tta)  # with the largest automatic mirrored border
-    tile, overlap, bs = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, max(x.shape[-2:]))
+    tile, overlap, bs = strip_tiling(net, tile, overlap, bs, tta, max_memory, reserve, x.shape[-1] + 64, max(x.shape[-2:]))  # the strip with the largest automatic mirrored border
     fn, mult = model_fn(net, tta, channels_last), getattr(net, 'size_multiple', MULTIPLE)
     out = np.empty((n, 2 if tta else 1, x.shape[-2] * s, x.shape[-1] * s), np.float32)
     bar_cls = progress if isinstance(progress, type) else tqdm
     with bar_cls(total=n * n_tiles(x.shape, tile, overlap), desc='pssr restore', unit='tile', disable=not progress) as bar:
         for i, xi in enumerate(frame_inputs(xn, net.n_frames)):
             predict_tiled(fn, xi, s, tile, overlap, bs, pbar=bar, multiple=mult, out=out[i])  # rows go straight into the output
-    out *= np.float32(hi - lo + EPS); out[:, 0] += np.float32(lo)  # back to the input's units, in place (as `denormalize`)
+    to_input_units(np.moveaxis(out, 1, 0), lo, hi)  # in place
     pred, std = out[:, 0], (out[:, 1] if tta else None)
     if x.ndim == 2: pred, std = pred[0], (std[0] if tta else None)
     return (pred, std) if tta else pred
@@ -805,7 +827,7 @@ def block_writer(dst:list, # output arrays (…, Y*scale, X*scale): mean (and st
         a, b = max(y0, k0), min(y0 + rows.shape[1], k1)
         if b <= a: return
         r = rows[:, a - y0:b - y0, cols]
-        r *= np.float32(hi - lo + EPS); r[0] += np.float32(lo)  # back to input units, in place (as `denormalize`)
+        to_input_units(r, lo, hi)
         o = idx + (slice(ys.start * s + a - k0, ys.start * s + b - k0), slice(xs.start * s, xs.stop * s))
         for d, p in zip(dst, r): d[o] = p
     return put
@@ -859,9 +881,7 @@ def lazy_plan(net:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frame
     block = block or max(1, auto_block(s, tta, max_memory) // cy) * cy  # aligned to the input's chunks
     side = min(block, max(arr.shape[-2:]))
     reserve = net.n_frames * (block + 128) ** 2 * 4  # the input block, with (more than) the largest halo and mirrored border
-    t0 = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, side, halo=True)[0]
-    reserve += strip_bytes(block + 128, t0, s, tta)  # `predict_tiled`'s blending strip: rows go to `dst` as they are finished
-    tile, overlap, bs = tiling_defaults(net, tile, overlap, bs, tta, max_memory, reserve, side, halo=True)
+    tile, overlap, bs = strip_tiling(net, tile, overlap, bs, tta, max_memory, reserve, block + 128, side, halo=True)  # rows go to `dst` as they are finished
     sample = sample_pixels(arr, block)
     oshape = arr.shape[:-2] + (arr.shape[-2] * s, arr.shape[-1] * s)
     return dict(tile=tile, overlap=overlap, bs=bs, block=block, lohi=percentile_range(sample, pmin, pmax), shape=tuple(arr.shape), oshape=oshape,

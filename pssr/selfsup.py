@@ -230,11 +230,6 @@ def blind_axis(x:np.ndarray, # a 2D noisy image, or a stack (its middle plane is
     c = line_correlation(x if x.ndim == 2 else x[len(x) // 2])
     return 'x' if c > threshold else 'y' if c < -threshold else None
 
-def _reflect(v:np.ndarray, n:int) -> np.ndarray:
-    "Indices reflected into `[0, n)` (edge not repeated): the blind line's neighbours at the crop's border."
-    v = np.abs(v)
-    return np.where(v > n - 1, 2 * (n - 1) - v, v)
-
 def _donor(p:np.ndarray, o:np.ndarray, n:int) -> np.ndarray:
     "Index `p + o`, or `p - o` where that falls outside `[0, n)`: always `|o|` px from `p` (n >= 5, |o| <= 2)."
     q = p + o
@@ -252,7 +247,7 @@ def blindspot_item(crop:np.ndarray, # a 2D noisy crop (h, w), h and w >= 5
     ys, xs = np.divmod(rng.choice(h * w, n, replace=False), w)
     inp, off_line = crop.copy(), {'x': 0, 'y': 1}.get(axis, 0)  # the offset that must not be 0: rows for 'x', columns for 'y'
     for d in ((-1, 0, 1) if axis else (0,)):
-        py, px = (ys, _reflect(xs + d, w)) if axis == 'x' else (_reflect(ys + d, h), xs)
+        py, px = (ys, _donor(xs, d, w)) if axis == 'x' else (_donor(ys, d, h), xs)  # the line neighbours (mirrored at the crop's border)
         off = rng.integers(-2, 3, (2, n))
         bad = off[off_line] == 0 if axis else (off[0] == 0) & (off[1] == 0)
         off[off_line][bad] = rng.choice([-2, -1, 1, 2], int(bad.sum()))
@@ -378,8 +373,9 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
                      ):
     "fastai `DataLoaders` of self-supervised `(input, target)` tiles from noisy data alone."
     _check_args(scale, size, n_frames, valid_pct)
-    gamma = n2n_gamma
-    if not (isinstance(gamma, (int, float)) and gamma >= 0): raise PssrInputError('n2n_gamma', f'must be a number >= 0, got {gamma!r}', 'e.g. 2; 0 switches it off')
+    if not (isinstance(n2n_gamma, (int, float)) and n2n_gamma >= 0): raise PssrInputError('n2n_gamma', f'must be a number >= 0, got {n2n_gamma!r}', 'e.g. 2; 0 switches it off')
+    if mode == 'blindspot' and scale != 1:  # before any image is read
+        raise PssrInputError('scale', f'{scale}: blind-spot self-supervision trains a denoiser', 'use scale 1 (or time/space/subsample pairs for scale > 1)')
     items = _source_items(source)
     mode = resolve_mode(mode, items[0][0])
     names = [name for _, name in items]
@@ -389,15 +385,13 @@ def noisy_dataloaders(source, # folder, file, or list of files/arrays of noisy s
         if min(s.shape[-2:]) < crop:
             raise PssrInputError(name, f'image is {s.shape[-2]}x{s.shape[-1]} px, smaller than the {crop} px crop',
                                  'use a smaller size' + (' (sub-images are cut from 2 * size px crops)' if mode == 'subsample' else ''))
-    if mode == 'blindspot' and scale != 1:
-        raise PssrInputError('scale', f'{scale}: blind-spot self-supervision trains a denoiser', 'use scale 1 (or time/space/subsample pairs for scale > 1)')
     frames = [pair_frames(len(s), mode, amend, name, n_frames) for s, name in zip(stacks, names)]
     blind = [blind_axis(s) for s in stacks] if mode == 'blindspot' else None
     thresholds = [foreground_threshold(s) for s in stacks]
     train, valid = make_tiles(stacks, names, frames, crop, thresholds, valid_pct, seed, tiles_per_image)
     meta = dict(pmin=pmin, pmax=pmax, scale=scale, n_frames=n_frames, size=size, lr_size=size // scale, source='self-supervised',
                 self_supervised=mode, amend=amend, amend_sigma=sigma, crappifier=None,
-                n2n_gamma=float(gamma) if mode == 'subsample' and scale == 1 else 0., **({'blind_axes': dict(zip(names, blind))} if blind else {}),
+                n2n_gamma=float(n2n_gamma) if mode == 'subsample' and scale == 1 else 0., **({'blind_axes': dict(zip(names, blind))} if blind else {}),
                 train_images=sorted({names[t.src] for t in train}), valid_images=sorted({names[t.src] for t in valid}))
     return tile_dataloaders(train, valid, NoisyPairs(stacks, mode, scale, size, amend, sigma, thresholds, n_frames, meta['n2n_gamma'] > 0, blind), bs, num_workers, device, meta)
 
@@ -612,7 +606,7 @@ def selfsup_callbacks(learn, # a PSSR `Learner` (its model and `dls.pssr_meta` d
                       fnsm_floor:float|None=None, # the known OTF cut-off (units of Nyquist): the FNSM radius stays above it and its edge is sharpened; None: free and soft
                      ) -> list:
     "The callbacks `pssr.learner.train` adds: `SharpenFNSM` for a model with FNSM, `Neighbor2Neighbor` or `BlindSpotLoss` for their batches."
-    sharpen = SharpenFNSM(floor=fnsm_floor) if fnsm_floor else SharpenFNSM(end=SOFT_STEEPNESS)  # no physical cut-off: the mask stays soft
+    sharpen = SharpenFNSM(floor=fnsm_floor) if fnsm_floor else SharpenFNSM(SOFT_STEEPNESS, SOFT_STEEPNESS)  # no physical cut-off: the mask stays soft
     cbs, meta = ([sharpen] if fnsm_modules(learn.model) else []), getattr(learn.dls, 'pssr_meta', None) or {}
     if meta.get('n2n_gamma'): cbs.append(Neighbor2Neighbor(meta['n2n_gamma'], meta.get('amend', True)))
     if meta.get('self_supervised') == 'blindspot': cbs.append(BlindSpotLoss())
