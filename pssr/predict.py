@@ -267,11 +267,12 @@ class ResidualBlock(nn.Module):
     def forward(self, x): return self.act(self.convpath(x) + self.idpath(x))
 
 class Blur(nn.Module):
-    "The 2x2 box blur after a pixel shuffle (replicate-padded top and left), as two shifted sums."
+    "The 2x2 box blur after a pixel shuffle (replicate-padded top and left), as two shifted sums; at most three maps of its size alive at once."
     def forward(self, x):
         x = F.pad(x, (1, 0, 1, 0), mode='replicate')
         rows = x[..., :-1, :] + x[..., 1:, :]
-        return 0.25 * (rows[..., :-1] + rows[..., 1:])
+        del x  # the padded copy goes before the column sums: the ×4 head's last blur is the forward pass's peak
+        return (rows[..., :-1] + rows[..., 1:]).mul_(0.25)  # in place: the same numbers as 0.25 * (…)
 
 def shuffle_up(ni:int, # input channels
                nf:int, # output channels (after the shuffle)
@@ -556,7 +557,7 @@ CPU_TILE = 192  # on a CPU, an image wider than this gets automatic tiles of at 
 def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
                     tile:int|None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
                     overlap:int|None, # tile overlap (LR px); None: from the model's receptive field (8-32)
-                    bs:int|None=None, # tiles per batch; None: 4, halved while the budget would make tiles smaller than `BIG_TILE`
+                    bs:int|None=None, # tiles per batch; None: 4, halved while the budget would make tiles smaller than `BIG_TILE`; 1 with tiles capped at `CPU_TILE`
                     tta:bool=False, # TTA: tiles sized for the 8 transformed outputs
                     budget:int=MAX_MEMORY, # peak-memory budget of the whole process (bytes)
                     reserve:int=0, # bytes of image buffers the caller holds (see `auto_tile`)
@@ -574,7 +575,9 @@ def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `
         while bs is None and n > 1 and tile < BIG_TILE: n //= 2; tile = auto_tile(model, n, tta, budget, reserve)
     if overlap is None: overlap = default_overlap(model, tile)
     extent = size and size + 2 * (mirror_border(overlap) + (block_halo(overlap) if halo else 0))
-    if auto and size and extent > CPU_TILE and next(model.parameters()).device.type == 'cpu': tile = min(tile, CPU_TILE)  # faster per pixel, even as several tiles
+    if auto and size and extent > CPU_TILE and next(model.parameters()).device.type == 'cpu':
+        tile = min(tile, CPU_TILE)  # faster per pixel, even as several tiles
+        if bs is None: n = 1  # and one at a time: a batch is no faster per pixel on a CPU, it only holds more memory
     if auto and size: tile = max(fit_tile(extent, tile, overlap, getattr(model, 'size_multiple', MULTIPLE)), overlap + 1)
     check_tiling(tile, overlap)
     return tile, overlap, n
