@@ -552,7 +552,7 @@ def size_robust(model:torch.nn.Module, # a network with `.config` (and `.record`
     return not cfg.self_attention and side // stride >= 4
 
 BIG_TILE = 256  # automatic batches shrink (down to 1 tile) until tiles reach this side: on a CPU a batch is no faster per pixel
-CPU_TILE = 192  # on a CPU, an image wider than this gets automatic tiles of at most this side: less CPU time per output pixel than 256-320 px tiles and a steady forward peak (measured, see below)
+CPU_TILE = 144  # on a CPU, an image wider than this gets automatic tiles of at most this side: faster per output pixel than 188-320 px tiles, and less memory (measured, see below)
 
 def tiling_defaults(model:torch.nn.Module, # a PSSR network (with `.scale` and `.n_frames`)
                     tile:int|None, # tile side (LR px); None: from the memory budget and the model's measured forward memory
