@@ -112,9 +112,9 @@ def child_restore(model:Path, inp:Path, outdir:Path, overlap:int, bs:int|None) -
             'total_s': t_end - t_start}
 
 
-def own_peak_rss_mb() -> float|None:
-    "This process's peak RSS since exec (MB): `VmHWM` of /proc/self/status; None without /proc."
-    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
+def status_mb(key:str='VmHWM') -> float|None:
+    "A memory field of this process's /proc/self/status (MB): 'VmHWM', its peak RSS since exec; 'VmRSS', now. None without /proc."
+    try: return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key + ':')) / 1024
     except (OSError, StopIteration): return None
 
 
@@ -240,7 +240,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
         r = child_raw(Path(args.raw), args.overlap, args.bs, args.restore_tile) if args.raw else \
             child_restore(*map(Path, args.child), args.overlap, args.bs)
-        print(json.dumps({**r, 'own_peak_rss_mb': own_peak_rss_mb()}))
+        print(json.dumps({**r, 'own_peak_rss_mb': status_mb('VmHWM')}))
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix='pssr_bench_') as d:

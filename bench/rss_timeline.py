@@ -10,10 +10,8 @@ process's high-water mark (VmHWM) is printed too.
 import sys, tempfile, threading, time
 from pathlib import Path
 
-
-def status_mb(key:str) -> float:
-    "A /proc/self/status memory field (MB)."
-    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_speed import status_mb  # one reader of /proc/self/status
 
 
 def main(model:Path, inp:Path):
