@@ -30,6 +30,8 @@ The other runs of the same benchmark, each shown by the notebook:
   two processes (`--images`: rows merged into an existing --out of the same settings):
       .venv/bin/python bench/selfsup_gigadb.py --mode blindspot --per-image --images membrane --size 128 --bs 2 --epochs 10 --out F &
       .venv/bin/python bench/selfsup_gigadb.py --mode blindspot --per-image --images mito-confocal nucleus --size 128 --bs 2 --epochs 10 --out F
+- selfsup_gigadb_blindspot_per_image_lr_resnet.json: the same per-image runs with `--arch lr_resnet` (the default
+  network) and `--no-tta`, run as three processes (one `--images` each, separate --out files, merged by the rule above);
 - selfsup_gigadb_n2n.json: sub-image pairs with Neighbor2Neighbor's regulariser (commit e8b4046; not adopted).
 Not a test: it needs the shared data.
 """
