@@ -42,8 +42,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     for t in a.tiles:
         r = pass_peaks(a.model, t, a.passes)
-        print(f'tile {t}: {a.passes} passes, peak RSS per pass min {r.min():.0f} / median {np.median(r):.0f} / max {r.max():.0f} MB; '
-              f'max of the first 4 {r[:4].max():.0f}, of all {r.max():.0f}')
+        print(f'tile {t}: {a.passes} passes, peak RSS per pass min {r.min():.0f} / median {np.median(r):.0f} / max {r.max():.0f} MB '
+              f'(max of the first 4 passes, as many as a 1024² output runs: {r[:4].max():.0f} MB)')
 
 
 if __name__ == '__main__':
